@@ -1,0 +1,48 @@
+"""Exception hierarchy of sfrt-engine.
+
+Every error raised on purpose by the engine derives from :class:`SfrtError`; each
+leaf also derives from the builtin it resembles, so callers may catch either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SfrtError",
+    "GridError",
+    "StructureError",
+    "MachineDataError",
+    "PlanError",
+    "BackendUnavailableError",
+    "DeviceMemoryError",
+]
+
+
+class SfrtError(Exception):
+    """Root of all sfrt-engine errors."""
+
+
+class GridError(SfrtError, ValueError):
+    """A grid, or an array that must live on a grid, is malformed."""
+
+
+class StructureError(SfrtError, KeyError):
+    """A named structure is missing or its mask is malformed."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class MachineDataError(SfrtError, ValueError):
+    """A machine file is missing, malformed, or asked for outside its range."""
+
+
+class PlanError(SfrtError, ValueError):
+    """A beam or plan cannot be built from the given arguments."""
+
+
+class BackendUnavailableError(SfrtError, RuntimeError):
+    """A dose backend was asked for by name but cannot run here."""
+
+
+class DeviceMemoryError(SfrtError, MemoryError):
+    """The accelerator does not have the memory a computation needs."""

@@ -1,0 +1,3 @@
+NAME = "cpp"
+def probe():
+    return "not built yet"

@@ -1,0 +1,3 @@
+NAME = "cuda"
+def probe():
+    return "not built yet"
