@@ -28,7 +28,8 @@ import numpy as np
 from ..errors import PlanError
 from ..grid import Grid
 
-__all__ = ["PhotonBeamTask", "prepare_photon_tasks", "CUTOFF_SIGMA", "MIN_SOURCE_DISTANCE_MM"]
+__all__ = ["PhotonBeamTask", "prepare_photon_tasks", "pack_grid", "CUTOFF_SIGMA", "MIN_SOURCE_DISTANCE_MM",
+           "MAX_BEAMLETS_1D", "GRID_PACK_SIZE", "BEAM_PACK_SIZE", "compiled_arguments"]
 
 #: Lateral cut-off in units of each component's sigma (footprint and, in the
 #: compiled kernels, the beamlet range visited per voxel). Error bound: 1e-9 of the
@@ -36,6 +37,17 @@ __all__ = ["PhotonBeamTask", "prepare_photon_tasks", "CUTOFF_SIGMA", "MIN_SOURCE
 CUTOFF_SIGMA = 6.0
 #: Voxels closer to the source than this along the axis get no dose [mm].
 MIN_SOURCE_DISTANCE_MM = 1.0
+#: Largest beamlet count along u or v of one beam (csrc/params.h SFRT_MAX_BEAMLETS_1D).
+MAX_BEAMLETS_1D = 512
+#: Lengths of the packed parameter vectors (csrc/params.h SFRT_GRID_PACK_SIZE, SFRT_BEAM_PACK_SIZE).
+GRID_PACK_SIZE = 9
+BEAM_PACK_SIZE = 36
+
+
+def pack_grid(grid: Grid) -> np.ndarray:
+    """Grid as the float64 vector read by ``sfrt::unpack_grid`` (csrc/params.h)."""
+    nz, ny, nx = grid.shape_zyx
+    return np.array([nx, ny, nz, *grid.origin_xyz_mm, *grid.spacing_xyz_mm], dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +85,20 @@ class PhotonBeamTask:
     @property
     def source_xyz_mm(self) -> np.ndarray:
         return self.isocenter_xyz_mm + self.sad_mm * self.axis_source
+
+    def pack(self) -> np.ndarray:
+        """Scalars as the float64 vector read by ``sfrt::unpack_photon_beam`` (csrc/params.h)."""
+        nv, nu = self.weights_mu.shape
+        k, n = self.component_weight.shape
+        out = np.array([
+            self.sad_mm, *self.isocenter_xyz_mm, *self.axis_u, *self.axis_v, *self.axis_source, *self.source_xyz_mm,
+            self.ray_u0_mm, self.ray_du_mm, self.ray_nu, self.ray_v0_mm, self.ray_dv_mm, self.ray_nv,
+            self.ray_z0_mm, self.ray_dz_mm, self.ray_nz,
+            self.edge_u0_mm, self.beamlet_du_mm, nu, self.edge_v0_mm, self.beamlet_dv_mm, nv,
+            self.depth_step_mm, n, k, CUTOFF_SIGMA, MIN_SOURCE_DISTANCE_MM,
+        ], dtype=np.float64)
+        assert out.size == BEAM_PACK_SIZE
+        return out
 
     @property
     def ray_shape(self) -> tuple[int, int, int]:
@@ -123,6 +149,14 @@ def prepare_photon_tasks(beams, grid: Grid) -> list[PhotonBeamTask]:
         nu = int(math.ceil((u_hi - u_lo) / step)) + 1
         nv = int(math.ceil((v_hi - v_lo) / step)) + 1
         nz = int(math.ceil((z_max - z_min) / step)) + 1
+        # only the beamlets with weight reach the kernels
+        rows, cols = np.nonzero(beam.weights_mu)
+        weights = beam.weights_mu[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        if max(weights.shape) > MAX_BEAMLETS_1D:
+            raise PlanError(
+                f"beam {beam.name!r}: {weights.shape[1]} x {weights.shape[0]} beamlets (u x v) with weight; at most "
+                f"{MAX_BEAMLETS_1D} along each axis are supported: use larger beamlets or split the field"
+            )
         ue, ve = beam.beamlet_edges_mm()
         tasks.append(PhotonBeamTask(
             name=beam.name,
@@ -132,12 +166,29 @@ def prepare_photon_tasks(beams, grid: Grid) -> list[PhotonBeamTask]:
             ray_u0_mm=u_lo, ray_du_mm=step, ray_nu=nu,
             ray_v0_mm=v_lo, ray_dv_mm=step, ray_nv=nv,
             ray_z0_mm=z_min, ray_dz_mm=step, ray_nz=nz,
-            edge_u0_mm=float(ue[0]), beamlet_du_mm=beam.beamlet_mm[0],
-            edge_v0_mm=float(ve[0]), beamlet_dv_mm=beam.beamlet_mm[1],
-            weights_mu=beam.weights_mu,
+            edge_u0_mm=float(ue[cols.min()]), beamlet_du_mm=beam.beamlet_mm[0],
+            edge_v0_mm=float(ve[rows.min()]), beamlet_dv_mm=beam.beamlet_mm[1],
+            weights_mu=weights,
             depth_step_mm=machine.depth_step_mm,
             depth_dose_gy_per_mu=machine.depth_dose_gy_per_mu,
             component_weight=machine.component_weight,
             component_sigma_mm=machine.component_sigma_mm,
         ))
     return tasks
+
+
+def compiled_arguments(density, grid: Grid, tasks) -> tuple:
+    """Arguments of the compiled ``photon_dose(density, grid, params, weights, tdd, comp_w, comp_s)``.
+
+    Density becomes C-contiguous float32; tables float32; packed vectors float64.
+    """
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    return (
+        f32(density),
+        pack_grid(grid),
+        [t.pack() for t in tasks],
+        [f32(t.weights_mu) for t in tasks],
+        [f32(t.depth_dose_gy_per_mu) for t in tasks],
+        [f32(t.component_weight) for t in tasks],
+        [f32(t.component_sigma_mm) for t in tasks],
+    )

@@ -1,0 +1,50 @@
+#include "photon_cpu.h"
+
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../physics/photon.h"
+
+namespace sfrt {
+
+int cpu_max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table) {
+    const long long n_rays = (long long)beam.ray_nv * beam.ray_nu;
+#pragma omp parallel for schedule(dynamic, 16)
+    for (long long r = 0; r < n_rays; ++r) {
+        const int iv = (int)(r / beam.ray_nu), iu = (int)(r % beam.ray_nu);
+        trace_ray(density, grid, beam, iv, iu, table + r * beam.ray_nz, 1);
+    }
+}
+
+void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
+                     float* dose) {
+    for (const PhotonBeamArrays& beam : beams) {
+        const PhotonBeamParams& b = beam.params;
+        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
+        trace_rays_cpu(density, grid, b, table.data());
+        const long long rows = (long long)grid.nz * grid.ny;
+#pragma omp parallel for schedule(dynamic, 4)
+        for (long long r = 0; r < rows; ++r) {
+            const int iz = (int)(r / grid.ny), iy = (int)(r % grid.ny);
+            const double z = grid.oz + iz * grid.dz, y = grid.oy + iy * grid.dy;
+            float* out = dose + r * grid.nx;
+            for (int ix = 0; ix < grid.nx; ++ix) {
+                out[ix] += photon_point_dose(b, table.data(), beam.weights, beam.tdd, beam.comp_w, beam.comp_s,
+                                             grid.ox + ix * grid.dx, y, z);
+            }
+        }
+    }
+}
+
+}  // namespace sfrt

@@ -1,0 +1,30 @@
+// CPU (OpenMP) drivers: loops that call csrc/physics. No physics here.
+#pragma once
+
+#include <vector>
+
+#include "../params.h"
+
+namespace sfrt {
+
+/// Photon beam inputs as the drivers see them (pointers into caller-owned arrays).
+struct PhotonBeamArrays {
+    PhotonBeamParams params;
+    const float* weights;  // [nbv][nbu] MU
+    const float* tdd;      // [ndepth] Gy/MU
+    const float* comp_w;   // [ncomp][ndepth]
+    const float* comp_s;   // [ncomp][ndepth] mm
+};
+
+/// Ray table [ray_nv][ray_nu][ray_nz] of one beam (OpenMP over rays).
+void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table);
+
+/// Dose [Gy] of the beams, added voxel by voxel in beam order into dose[nz][ny][nx]
+/// (which the caller zeroes). OpenMP over (z, y) rows; deterministic.
+void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
+                     float* dose);
+
+/// Threads OpenMP would use (1 without OpenMP).
+int cpu_max_threads();
+
+}  // namespace sfrt

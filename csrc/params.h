@@ -1,0 +1,70 @@
+// Plain parameter structs shared by the host drivers and the kernels.
+// No pybind11, no CUDA types, no standard library: NVRTC compiles this file too.
+//
+// Python packs these as flat float64 arrays (sfrt_engine/kernels/_task.py,
+// PhotonBeamTask.pack / pack_grid); the unpack functions below are the only
+// place that knows the layout on this side.
+#pragma once
+
+#include "physics/common.h"
+
+#define SFRT_MAX_COMPONENTS 4
+#define SFRT_MAX_BEAMLETS_1D 512
+#define SFRT_GRID_PACK_SIZE 9
+#define SFRT_BEAM_PACK_SIZE 36
+
+namespace sfrt {
+
+/// Regular grid: voxel [iz][iy][ix] has its centre at origin + index * spacing [mm].
+struct GridParams {
+    int nx, ny, nz;
+    double ox, oy, oz;  // centre of voxel [0,0,0] [mm]
+    double dx, dy, dz;  // spacing [mm]
+};
+
+/// One photon beam: BEV frame, ray-table lattice, beamlet lattice, table sizes.
+struct PhotonBeamParams {
+    double sad;                          // source-axis distance [mm]
+    double iso[3];                       // isocentre [mm]
+    double eu[3], ev[3], es[3];          // BEV u, v axes and isocentre->source unit vector
+    double src[3];                       // source position [mm]
+    double ray_u0, ray_du; int ray_nu;   // ray lattice along u at the isocentre plane [mm]
+    double ray_v0, ray_dv; int ray_nv;   // ... along v
+    double ray_z0, ray_dz; int ray_nz;   // axial distance from the source of the table nodes [mm]
+    double edge_u0, beamlet_du; int nbu; // beamlet edges along u: edge_u0 + i * beamlet_du [mm]
+    double edge_v0, beamlet_dv; int nbv; // ... along v
+    double depth_step; int ndepth;       // depth tables: node i at i * depth_step [mm]
+    int ncomp;                           // lateral components (<= SFRT_MAX_COMPONENTS)
+    double cutoff_sigma;                 // lateral cut-off in sigmas of each component
+    double min_z;                        // voxels nearer the source than this get no dose [mm]
+};
+
+SFRT_HD inline GridParams unpack_grid(const double* p) {
+    GridParams g;
+    g.nx = (int)p[0]; g.ny = (int)p[1]; g.nz = (int)p[2];
+    g.ox = p[3]; g.oy = p[4]; g.oz = p[5];
+    g.dx = p[6]; g.dy = p[7]; g.dz = p[8];
+    return g;
+}
+
+SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
+    PhotonBeamParams b;
+    b.sad = p[0];
+    for (int a = 0; a < 3; ++a) {
+        b.iso[a] = p[1 + a];
+        b.eu[a] = p[4 + a];
+        b.ev[a] = p[7 + a];
+        b.es[a] = p[10 + a];
+        b.src[a] = p[13 + a];
+    }
+    b.ray_u0 = p[16]; b.ray_du = p[17]; b.ray_nu = (int)p[18];
+    b.ray_v0 = p[19]; b.ray_dv = p[20]; b.ray_nv = (int)p[21];
+    b.ray_z0 = p[22]; b.ray_dz = p[23]; b.ray_nz = (int)p[24];
+    b.edge_u0 = p[25]; b.beamlet_du = p[26]; b.nbu = (int)p[27];
+    b.edge_v0 = p[28]; b.beamlet_dv = p[29]; b.nbv = (int)p[30];
+    b.depth_step = p[31]; b.ndepth = (int)p[32]; b.ncomp = (int)p[33];
+    b.cutoff_sigma = p[34]; b.min_z = p[35];
+    return b;
+}
+
+}  // namespace sfrt
