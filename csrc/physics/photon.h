@@ -40,15 +40,21 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
     const double d11 = (1 - tz) * t0[ov + ou] + tz * t0[ov + ou + oz];
     const double depth = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11);
 
-    const float t_depth = table_lerp(tdd, b.ndepth, depth, b.depth_step);
+    int id; double td;  // one depth lookup serves every table
+    split_index(depth / b.depth_step, b.ndepth, id, td);
+    const float t_depth = table_at(tdd, b.ndepth, id, td);
     if (t_depth == 0.0f) return 0.0f;
 
-    float pu[SFRT_MAX_BEAMLETS_1D];
+    float pu[SFRT_MAX_BEAMLETS_1D + 1];
+    float pv[SFRT_MAX_BEAMLETS_1D + 1];
+    float col[SFRT_MAX_BEAMLETS_1D];
+    const float u_rel = (float)(u - b.edge_u0), v_rel = (float)(v - b.edge_v0);
+    const float du = (float)b.beamlet_du, dv = (float)b.beamlet_dv;
     float lateral = 0.0f;
     for (int k = 0; k < b.ncomp; ++k) {
-        const float a_k = table_lerp(comp_w + k * b.ndepth, b.ndepth, depth, b.depth_step);
+        const float a_k = table_at(comp_w + k * b.ndepth, b.ndepth, id, td);
         if (a_k == 0.0f) continue;
-        const double s_iso = table_lerp(comp_s + k * b.ndepth, b.ndepth, depth, b.depth_step) * scale;
+        const double s_iso = table_at(comp_s + k * b.ndepth, b.ndepth, id, td) * scale;
         const double reach = b.cutoff_sigma * s_iso;
         // beamlet columns/rows whose extent lies within reach of (u, v)
         int i0 = (int)floor((u - reach - b.edge_u0) / b.beamlet_du);
@@ -58,25 +64,25 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
         i0 = i0 < 0 ? 0 : i0; i1 = i1 > b.nbu - 1 ? b.nbu - 1 : i1;
         j0 = j0 < 0 ? 0 : j0; j1 = j1 > b.nbv - 1 ? b.nbv - 1 : j1;
         if (i0 > i1 || j0 > j1) continue;
+        const int ni = i1 - i0 + 1, nj = j1 - j0 + 1;
         const float inv = (float)(0.70710678118654752 / s_iso);
-        // Pu for columns i0..i1 from the erf at their edges
-        float e_prev = erf_fast((float)(u - (b.edge_u0 + i0 * b.beamlet_du)) * inv);
-        for (int i = i0; i <= i1; ++i) {
-            const float e_next = erf_fast((float)(u - (b.edge_u0 + (i + 1) * b.beamlet_du)) * inv);
-            pu[i - i0] = 0.5f * (e_prev - e_next);
-            e_prev = e_next;
+        // erf at the edges (independent iterations: vectorisable), then differences
+        for (int i = 0; i <= ni; ++i) pu[i] = erf_fast((u_rel - (float)(i0 + i) * du) * inv);
+        for (int i = 0; i < ni; ++i) pu[i] = 0.5f * (pu[i] - pu[i + 1]);
+        for (int j = 0; j <= nj; ++j) pv[j] = erf_fast((v_rel - (float)(j0 + j) * dv) * inv);
+        for (int j = 0; j < nj; ++j) pv[j] = 0.5f * (pv[j] - pv[j + 1]);
+        // column sums c_i = sum_j Pv_j W_ji (axpy over rows, no per-row reduction), then sum_i c_i Pu_i
+        for (int i = 0; i < ni; ++i) col[i] = 0.0f;
+        for (int j = 0; j < nj; ++j) {
+            const float* w = weights + (long long)(j0 + j) * b.nbu + i0;
+            const float pvj = pv[j];
+            for (int i = 0; i < ni; ++i) col[i] += pvj * w[i];
         }
         float sum = 0.0f;
-        float f_prev = erf_fast((float)(v - (b.edge_v0 + j0 * b.beamlet_dv)) * inv);
-        for (int j = j0; j <= j1; ++j) {
-            const float f_next = erf_fast((float)(v - (b.edge_v0 + (j + 1) * b.beamlet_dv)) * inv);
-            const float pv = 0.5f * (f_prev - f_next);
-            f_prev = f_next;
-            const float* w = weights + (long long)j * b.nbu + i0;
-            float row = 0.0f;
-            for (int i = 0; i <= i1 - i0; ++i) row += w[i] * pu[i];
-            sum += pv * row;
-        }
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+#pragma omp simd reduction(+ : sum)
+#endif
+        for (int i = 0; i < ni; ++i) sum += col[i] * pu[i];
         lateral += a_k * sum;
     }
     return (float)(t_depth * scale * scale) * lateral;
