@@ -25,6 +25,11 @@ def probe() -> str | None:
     return None
 
 
+def build_info() -> dict:
+    """Compiled features of ``_core`` (version, OpenMP, threads, compiler)."""
+    return dict(_import().build_info())
+
+
 class CppBackend:
     """float32 kernels from csrc/physics, OpenMP over voxel rows."""
 

@@ -1,0 +1,67 @@
+"""Benchmark cases, generated in code with fixed geometry (no downloads, no randomness).
+
+Shared by the pytest-benchmark suites, ``compare_backends.py`` and the GPU check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import sfrt_engine as se
+
+
+@dataclass
+class Case:
+    name: str
+    patient: se.Patient
+    beams: list
+
+    @property
+    def n_beamlets(self) -> int:
+        return sum(b.n_beamlets for b in self.beams)
+
+    def describe(self) -> dict:
+        return {"case": self.name, "grid_zyx": list(self.patient.grid.shape_zyx),
+                "spacing_mm": list(self.patient.grid.spacing_xyz_mm), "voxels": self.patient.grid.size,
+                "beams": len(self.beams), "beamlets": self.n_beamlets}
+
+
+GANTRY_5 = [0.0, 72.0, 144.0, 216.0, 288.0]
+
+
+def sarcoma_5beam(spacing_mm: float = 2.5) -> Case:
+    """The default case: sarcoma thigh phantom, 5-beam conformal 6 MV plan on the PTV, 5 mm beamlets."""
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=spacing_mm)
+    beams = se.plan.conformal_beams(patient, "PTV", se.load_machine("photon_6mv"), gantry_deg=GANTRY_5)
+    return Case(f"sarcoma_5beam_{spacing_mm:g}mm", patient, beams)
+
+
+def water_sphere_5beam(n: int = 100, spacing_mm: float = 3.0, radius_mm: float = 40.0) -> Case:
+    """An n^3 water box at ``spacing_mm`` with a centred spherical target and 5 conformal beams."""
+    patient = se.phantoms.water_box(size_xyz_mm=n * spacing_mm, spacing_xyz_mm=spacing_mm)
+    z, y, x = patient.grid.coordinates_mm()
+    patient.structures["PTV"] = (x * x + y * y + z * z) <= radius_mm ** 2
+    beams = se.plan.conformal_beams(patient, "PTV", se.load_machine("photon_6mv"), gantry_deg=GANTRY_5)
+    return Case(f"water{n}_sphere{radius_mm:g}_5beam", patient, beams)
+
+
+def slab_9beam(n: int = 256, spacing_mm: float = 2.0) -> Case:
+    """An n^3 slab phantom (lung and bone slabs) at ``spacing_mm``, 9 conformal beams on a central box."""
+    size = n * spacing_mm
+    patient = se.phantoms.slab(size_xyz_mm=size, spacing_xyz_mm=spacing_mm,
+                               slabs=(("LUNG", 0.25 * size, 0.4 * size, -700.0), ("BONE", 0.6 * size, 0.65 * size, 1300.0)))
+    z, y, x = patient.grid.coordinates_mm()
+    patient.structures["PTV"] = (np.abs(x) <= 40) & (np.abs(y) <= 40) & (np.abs(z) <= 40)
+    gantries = [i * 40.0 for i in range(9)]
+    beams = se.plan.conformal_beams(patient, "PTV", se.load_machine("photon_6mv"), gantry_deg=gantries)
+    return Case(f"slab{n}_9beam", patient, beams)
+
+
+def small_check() -> Case:
+    """A small heterogeneous case to check a backend against the reference before timing."""
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=6.0)
+    beams = se.plan.conformal_beams(patient, "PTV", se.load_machine("photon_6mv"), gantry_deg=[30.0, 150.0, 270.0],
+                                    couch_deg=[0.0, 20.0, 0.0])
+    return Case("sarcoma_3beam_6mm", patient, beams)

@@ -1,0 +1,129 @@
+"""Time every available backend side by side on the same cases, in one run.
+
+Prints a table and one JSON line per (case, backend) run, prefixed ``BENCH ``:
+
+    python benchmarks/compare_backends.py                      # default cases, all backends
+    python benchmarks/compare_backends.py --cases water100 --backends cpp numpy --repeat 5
+
+Before timing, each backend is checked against the NumPy reference on a small
+heterogeneous case (max |difference| <= 1e-4 of the maximum dose); a backend that
+fails the check is reported and not timed. Times are wall-clock seconds of
+``compute_dose`` after one warm-up call (compilation and first-touch excluded),
+best of ``--repeat``; the result is copied back to the host, so GPU work is
+finished when the clock stops. Ratios are numpy time / backend time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cases as case_lib  # noqa: E402
+
+import sfrt_engine as se  # noqa: E402
+
+CASES = {
+    "sarcoma": case_lib.sarcoma_5beam,
+    "water100": case_lib.water_sphere_5beam,
+    "slab256": case_lib.slab_9beam,
+}
+PARITY_TOL = 1e-4  # of the maximum dose (DESIGN 6)
+
+
+def threads_of(backend) -> int:
+    info = backend.describe() if hasattr(backend, "describe") else {}
+    return int(info.get("threads", 1))
+
+
+def device_of(name: str) -> str:
+    if name in ("cuda", "cupy"):
+        backend = se.get_backend(name)
+        info = backend.describe()
+        return str(info.get("device", "gpu"))
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def check_parity(names) -> dict[str, float]:
+    case = case_lib.small_check()
+    ref = se.compute_dose(case.beams, case.patient, backend="numpy").gy
+    errors = {}
+    for name in names:
+        if name == "numpy":
+            continue
+        got = se.compute_dose(case.beams, case.patient, backend=name).gy
+        errors[name] = float(np.abs(got - ref).max() / ref.max())
+    return errors
+
+
+def time_backend(case, name: str, repeat: int) -> float:
+    se.compute_dose(case.beams, case.patient, backend=name)  # warm-up: compilation, first touch
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        se.compute_dose(case.beams, case.patient, backend=name)
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["sarcoma", "water100"], choices=sorted(CASES))
+    parser.add_argument("--backends", nargs="+", default=None, help="default: every available backend")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reference-max-voxels", type=int, default=2_000_000,
+                        help="skip the numpy reference above this many voxels (it is slow)")
+    parser.add_argument("--json-out", default=None, help="also write all results to this JSON file")
+    args = parser.parse_args(argv)
+
+    available = {n: ok for n, (ok, _) in se.available_backends().items()}
+    names = args.backends or [n for n, ok in available.items() if ok]
+    for n in names:
+        if not available.get(n, False):
+            print(f"backend {n!r} unavailable: {se.available_backends()[n][1]}", file=sys.stderr)
+            return 2
+    parity = check_parity(names)
+    for n, err in parity.items():
+        print(f"parity {n} vs numpy on {case_lib.small_check().name}: max |diff| = {err:.2e} of max dose")
+    bad = [n for n, err in parity.items() if not err <= PARITY_TOL]
+    names = [n for n in names if n not in bad]
+    if bad:
+        print(f"NOT timed (parity above {PARITY_TOL:g}): {', '.join(bad)}", file=sys.stderr)
+
+    results = []
+    for key in args.cases:
+        case = CASES[key]()
+        desc = case.describe()
+        times = {}
+        for n in names:
+            if n == "numpy" and case.patient.grid.size > args.reference_max_voxels:
+                continue
+            times[n] = time_backend(case, n, 1 if n == "numpy" else args.repeat)
+        print(f"\n{desc['case']}: grid {desc['grid_zyx']} (z,y,x) at {desc['spacing_mm']} mm, "
+              f"{desc['beams']} beams, {desc['beamlets']} beamlets")
+        print(f"  {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'numpy/this':>11s}")
+        for n, t in times.items():
+            ratio = times["numpy"] / t if "numpy" in times else float("nan")
+            backend = se.get_backend(n)
+            row = dict(desc, backend=n, device=device_of(n), threads=threads_of(backend), seconds=t,
+                       speedup_vs_numpy=ratio, parity_max_rel=parity.get(n, 0.0))
+            results.append(row)
+            print(f"  {n:8s} {row['threads']:7d} {t:10.3f} {ratio:11.1f}")
+        for n in names:
+            if n in times:
+                print("BENCH " + json.dumps([r for r in results if r["case"] == desc["case"] and r["backend"] == n][0]))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
