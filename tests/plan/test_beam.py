@@ -9,8 +9,8 @@ from sfrt_engine import PlanError
 from sfrt_engine.plan import Beam
 
 
-def _beam(machine, **kwargs) -> Beam:
-    args = dict(machine=machine, isocenter_xyz_mm=(0.0, 0.0, 0.0), gantry_deg=0.0, weights_mu=np.ones((2, 3)),
+def _beam(photon_machine, **kwargs) -> Beam:
+    args = dict(machine=photon_machine, isocenter_xyz_mm=(0.0, 0.0, 0.0), gantry_deg=0.0, weights_mu=np.ones((2, 3)),
                 beamlet_mm=(4.0, 5.0), origin_uv_mm=(-4.0, -2.5))
     args.update(kwargs)
     return Beam(**args)
