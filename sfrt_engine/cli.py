@@ -1,8 +1,10 @@
 """The ``sfrt`` command line.
 
-``sfrt info``   backends, build features and devices.
-``sfrt dose``   5-beam conformal photon plan on the built-in sarcoma phantom: per-structure
-                summary and a PNG dose slice.
+``sfrt compare`` the main job: SFRT versus CRT on the built-in sarcoma phantom (per-arm table,
+                 report.json, EQD2 slices and dose/EQD2-volume histograms).
+``sfrt info``    backends, build features and devices.
+``sfrt dose``    5-beam conformal photon plan on the built-in sarcoma phantom: per-structure
+                 summary and a PNG dose slice.
 """
 
 from __future__ import annotations
@@ -113,10 +115,119 @@ def cmd_dose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_json(path: Path, data) -> None:
+    """Write JSON atomically: a temporary file in the same folder, then a rename."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, allow_nan=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")
+
+
+def print_arm_table(report: dict, out=sys.stdout) -> None:
+    """Per-arm table of cumulative physical dose and EQD2, then the SFRT metrics."""
+    arms = report["arms"]
+    print(f"\n{'':14s}" + "".join(f"{arm + ' phys [Gy]':>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
+    print(f"{'structure':14s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms), file=out)
+    for name in TABLE_STRUCTURES:
+        if name not in next(iter(arms.values()))["structures"]:
+            continue
+        row = f"{name:14s}"
+        for arm in arms.values():
+            for kind in ("physical", "eqd2"):
+                st = arm["structures"][name][kind]
+                row += f"{st['mean_gy']:8.1f}{st['d95_gy']:9.1f}{st['max_gy']:9.1f}"
+        print(row, file=out)
+    print(f"\n{'SFRT metrics':14s}" + "".join(f"{arm:>14s}" for arm in arms), file=out)
+    for key, label in (("peak_gy", "peak [Gy]"), ("valley_gy", "valley [Gy]"), ("pvdr", "PVDR"),
+                       ("d10_d90", "GTV D10/D90"), ("gtv_d50_gy", "GTV D50 [Gy]"), ("geud_gy", "gEUD EQD2")):
+        print(f"{label:14s}" + "".join(f"{arm['sfrt_metrics'][key]:14.2f}" for arm in arms.values()), file=out)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import sfrt_engine as se
+    from .biology import parse_alpha_beta
+    from .compare import ComparisonSettings, run_comparison
+    from .plotting import save_arm_slices, save_histograms
+
+    settings = ComparisonSettings(
+        technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
+        vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
+        alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
+        backend=args.backend)
+    out = Path(args.out)
+    bar = tqdm(total=6, desc="sfrt compare", unit="step", disable=args.quiet, file=sys.stderr)
+
+    def progress(message: str) -> None:
+        bar.set_postfix_str(message)
+        bar.update(1)
+
+    progress("building the sarcoma phantom")
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
+    result = run_comparison(patient, settings, progress=progress)
+    report = result.report
+    report["settings"]["runtime_s"] = round(result.seconds, 2)
+    progress("writing report and plots")
+    _write_json(out / "report.json", report)
+    vertices = result.prepared.vertices
+    z_counts = [np.sum(np.abs(vertices.centers_xyz_mm[:, 2] - z) < 1e-6) for z in vertices.centers_xyz_mm[:, 2]]
+    z_best = float(vertices.centers_xyz_mm[int(np.argmax(z_counts)), 2])
+    iz = int(np.argmin(np.abs(patient.grid.axis_mm("z") - z_best)))
+    mode = settings.boost_mode
+    slices = save_arm_slices(out / "eqd2_axial.png", result.eqd2_gy, patient, iz, vertices.centers_xyz_mm,
+                             vertices.radius_mm, title=f"cumulative EQD2, boost mode '{mode}', "
+                             f"{int(max(z_counts))} vertices in this slice")
+    hist = save_histograms(out / "histograms.png", result.physical_gy, result.eqd2_gy, patient,
+                           title=f"SFRT vs CRT ({settings.technique}, boost mode '{mode}')")
+    bar.close()
+    crt = report["arms"]["CRT"]["schedule"]
+    sfrt = report["arms"]["SFRT"]["schedule"]
+    print(f"sfrt-engine {se.__version__} | technique {settings.technique} | backend {report['settings']['backend_used']}"
+          f" | boost mode '{mode}'")
+    print(f"vertices: {vertices.count} x {vertices.diameter_mm:g} mm on a {vertices.lattice} lattice "
+          f"({vertices.spacing_mm:g} mm) in {settings.target}")
+    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} Gy; SFRT arm: same CRT + "
+          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
+          f"{sfrt['n_sessions']} sessions")
+    print_arm_table(report)
+    print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfrt", description="SFRT vs CRT dose engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the engine's choices")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    from .plan.schedule import BOOST_MODES
+    from .plan.techniques import available_techniques
+
+    p_cmp = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
+    p_cmp.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
+                       help="delivery technique (default imrt)")
+    p_cmp.add_argument("--crt-fractions", type=int, default=20, help="CRT fractions of 3 Gy, 15-20 (default 20)")
+    p_cmp.add_argument("--vertex-dose", type=float, default=12.0, help="vertex dose per session, 8-15 Gy (default 12)")
+    p_cmp.add_argument("--vertex-sessions", type=int, default=4, help="weekly vertex sessions, 3-4 (default 4)")
+    p_cmp.add_argument("--boost-mode", default="integrated", choices=BOOST_MODES, help="default integrated")
+    p_cmp.add_argument("--alpha-beta", default="", help="per-structure alpha/beta in Gy, e.g. GTV=4,SKIN=2")
+    p_cmp.add_argument("--lattice", default="hcp", choices=("hcp", "cubic"), help="vertex lattice (default hcp)")
+    p_cmp.add_argument("--backend", default="auto", help="auto | cuda | cupy | cpp | numpy (default auto)")
+    p_cmp.add_argument("--spacing", type=float, default=2.5, help="phantom voxel size [mm] (default 2.5)")
+    p_cmp.add_argument("--out", default="sfrt_out", help="output folder (default ./sfrt_out)")
+    p_cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p_cmp.set_defaults(func=cmd_compare)
 
     p_info = sub.add_parser("info", help="backends, build features and devices")
     p_info.add_argument("--json", action="store_true", help="machine-readable output")
