@@ -9,7 +9,10 @@ The call site reads like the workflow::
     dose = se.compute_dose(beams, patient, backend="auto")
 """
 
-from . import phantoms, plan
+__version__ = "0.1.0"
+
+from . import biology, evaluation, phantoms, plan, study
+from .compare import ComparisonSettings, run_comparison
 from .dose import Dose, compute_dose
 from .errors import (BackendUnavailableError, DeviceMemoryError, GridError, MachineDataError, PlanError, SfrtError,
                      StructureError)
@@ -18,11 +21,9 @@ from .kernels import available_backends, get_backend
 from .machines import PhotonMachine, fit_photon_machine, load_machine
 from .patient import DEFAULT_HU_TO_DENSITY, HUCalibration, Patient
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BackendUnavailableError", "DeviceMemoryError", "GridError", "MachineDataError", "PlanError", "SfrtError",
     "StructureError", "Dose", "compute_dose", "Grid", "available_backends", "get_backend", "PhotonMachine",
     "fit_photon_machine", "load_machine", "DEFAULT_HU_TO_DENSITY", "HUCalibration", "Patient", "phantoms", "plan",
-    "__version__",
+    "biology", "evaluation", "study", "ComparisonSettings", "run_comparison", "__version__",
 ]

@@ -116,19 +116,11 @@ def cmd_dose(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: Path, data) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    import os
-    import tempfile
+    """Write JSON atomically (a failed write leaves an earlier file intact)."""
+    from ._files import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, allow_nan=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
 
 
 TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")

@@ -20,7 +20,8 @@ from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, Schedule, crt_schedule, sfr
 from .plan.techniques import get_technique
 from .plan.vertices import VertexLattice, place_vertices
 
-__all__ = ["ComparisonSettings", "Prepared", "Comparison", "prepare", "evaluate_arm", "run_comparison"]
+__all__ = ["ComparisonSettings", "Prepared", "Comparison", "prepare", "arm_schedule", "evaluate_arm",
+           "run_comparison"]
 
 
 @dataclass
@@ -93,8 +94,9 @@ def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Pr
     return Prepared(patient, settings, vertices, {"CRT": crt, "BOOST": boost}, technique.describe())
 
 
-def _schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessions: int, vertex_dose_gy: float,
+def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessions: int, vertex_dose_gy: float,
               boost_mode: str) -> Schedule:
+    """The schedule of ``arm`` ("CRT" or "SFRT"); the SFRT integrated boost uses the CRT vertex mean."""
     if arm == "CRT":
         return crt_schedule(crt_fractions)
     return sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode, prepared.crt_vertex_mean_gy())
@@ -160,7 +162,7 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
     ab_map = alpha_beta_map(patient, settings.alpha_beta_gy)
     schedules, physical, biological, arms = {}, {}, {}, {}
     for arm in ("CRT", "SFRT"):
-        schedules[arm] = _schedule(prepared, arm, settings.crt_fractions, settings.vertex_sessions,
+        schedules[arm] = arm_schedule(prepared, arm, settings.crt_fractions, settings.vertex_sessions,
                                    settings.vertex_dose_gy, settings.boost_mode)
         physical[arm], biological[arm], arms[arm] = evaluate_arm(prepared, schedules[arm], ab_map)
     ab_used = {n: float(np.unique(ab_map[patient.structures[n]])[0]) for n in DEFAULT_PRECEDENCE

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_path
 
 __all__ = ["save_dose_slice", "save_arm_slices", "save_histograms"]
 
@@ -56,21 +56,15 @@ def save_dose_slice(path, dose_gy: np.ndarray, patient, z_index: int, structures
     return _atomic_savefig(fig, path)
 
 
-def _atomic_savefig(fig, path: Path) -> Path:
+def _atomic_savefig(fig, path) -> Path:
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def save_arm_slices(path, doses_by_arm: dict, patient, z_index: int, vertex_centers_xyz_mm=None,

@@ -3,5 +3,10 @@
 from .beam import Beam
 from .builders import body_entry_point, conformal_beams, open_field
 from .geometry import BeamFrame, beam_frame
+from .schedule import Schedule, Session, crt_schedule, sfrt_schedule
+from .techniques import ImrtTechnique, Technique, available_techniques, get_technique, register_technique
+from .vertices import VertexLattice, place_vertices
 
-__all__ = ["Beam", "BeamFrame", "beam_frame", "body_entry_point", "conformal_beams", "open_field"]
+__all__ = ["Beam", "BeamFrame", "beam_frame", "body_entry_point", "conformal_beams", "open_field", "Schedule",
+           "Session", "crt_schedule", "sfrt_schedule", "ImrtTechnique", "Technique", "available_techniques",
+           "get_technique", "register_technique", "VertexLattice", "place_vertices"]
