@@ -1,0 +1,232 @@
+// pybind11 module sfrt_engine.kernels._cuda: argument checks and array plumbing
+// for the CUDA drivers (csrc/cuda/photon_cuda.cu). Same trace_rays / photon_dose
+// as _core, plus device queries. Importing this module makes no CUDA call, so it
+// imports on machines without a GPU or driver; probe() says whether it can run.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda/photon_cuda.h"
+#include "params.h"
+
+namespace py = pybind11;
+using f32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using f64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+#ifndef SFRT_VERSION
+#define SFRT_VERSION "unknown"
+#endif
+#ifndef SFRT_CUDA_ARCHS
+#define SFRT_CUDA_ARCHS "unknown"
+#endif
+#ifndef SFRT_NVCC_VERSION
+#define SFRT_NVCC_VERSION "unknown"
+#endif
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+sfrt::GridParams grid_from(const f64& grid) {
+    require(grid.ndim() == 1 && grid.shape(0) == SFRT_GRID_PACK_SIZE,
+            "grid: expected a packed float64 vector of length " + std::to_string(SFRT_GRID_PACK_SIZE));
+    sfrt::GridParams g = sfrt::unpack_grid(grid.data());
+    require(g.nx > 0 && g.ny > 0 && g.nz > 0 && g.dx > 0 && g.dy > 0 && g.dz > 0, "grid: non-positive size or spacing");
+    return g;
+}
+
+sfrt::GridParams grid_from(const f64& grid, const f32& density) {
+    sfrt::GridParams g = grid_from(grid);
+    require(density.ndim() == 3 && density.shape(0) == g.nz && density.shape(1) == g.ny && density.shape(2) == g.nx,
+            "density: shape does not match the grid (nz, ny, nx) = (" + std::to_string(g.nz) + ", " +
+                std::to_string(g.ny) + ", " + std::to_string(g.nx) + ")");
+    return g;
+}
+
+sfrt::PhotonBeamParams beam_from(const f64& packed, const std::string& where) {
+    require(packed.ndim() == 1 && packed.shape(0) == SFRT_BEAM_PACK_SIZE,
+            where + ": expected a packed float64 vector of length " + std::to_string(SFRT_BEAM_PACK_SIZE));
+    sfrt::PhotonBeamParams b = sfrt::unpack_photon_beam(packed.data());
+    require(b.ray_nu > 0 && b.ray_nv > 0 && b.ray_nz > 0, where + ": empty ray table");
+    require(b.nbu > 0 && b.nbv > 0 && b.nbu <= SFRT_MAX_BEAMLETS_1D && b.nbv <= SFRT_MAX_BEAMLETS_1D,
+            where + ": beamlet counts must be 1.." + std::to_string(SFRT_MAX_BEAMLETS_1D));
+    require(b.ncomp >= 1 && b.ncomp <= SFRT_MAX_COMPONENTS,
+            where + ": 1.." + std::to_string(SFRT_MAX_COMPONENTS) + " lateral components");
+    require(b.ndepth >= 2 && b.depth_step > 0 && b.sad > 0, where + ": bad depth table or SAD");
+    return b;
+}
+
+std::size_t budget_from(long long budget) {
+    require(budget >= 0, "memory_budget_bytes: expected >= 0 (0 means no budget), got " + std::to_string(budget));
+    return (std::size_t)budget;
+}
+
+py::dict plan_dict(const sfrt::cuda::MemoryPlan& p) {
+    py::dict d;
+    d["chunked"] = p.chunked;
+    d["chunk_slices"] = p.chunk_slices;
+    d["available_bytes"] = p.available_bytes;
+    d["density_bytes"] = p.density_bytes;
+    d["dose_bytes"] = p.dose_bytes;
+    d["slice_bytes"] = p.slice_bytes;
+    d["table_bytes"] = p.table_bytes;
+    d["beam_bytes"] = p.beam_bytes;
+    d["single_pass_bytes"] = p.single_pass_bytes;
+    d["trace_bytes"] = p.trace_bytes;
+    return d;
+}
+
+py::object probe() {
+    const std::string reason = sfrt::cuda::probe();
+    if (reason.empty()) return py::none();
+    return py::str(reason);
+}
+
+py::list devices() {
+    py::list out;
+    for (const sfrt::cuda::DeviceInfo& d : sfrt::cuda::devices()) {
+        py::dict info;
+        info["index"] = d.index;
+        info["name"] = d.name;
+        info["compute_capability"] = py::make_tuple(d.cc_major, d.cc_minor);
+        info["total_memory_bytes"] = d.total_memory_bytes;
+        info["multiprocessors"] = d.multiprocessors;
+        out.append(info);
+    }
+    return out;
+}
+
+py::dict memory_info(long long budget) {
+    const sfrt::cuda::MemoryInfo m = sfrt::cuda::memory_info(budget_from(budget));
+    py::dict d;
+    d["free_bytes"] = m.free_bytes;
+    d["total_bytes"] = m.total_bytes;
+    d["reserve_bytes"] = m.reserve_bytes;
+    d["available_bytes"] = m.available_bytes;
+    return d;
+}
+
+py::dict plan_memory(const f64& grid, const std::vector<f64>& params, long long available_bytes) {
+    const sfrt::GridParams g = grid_from(grid);
+    require(available_bytes >= 0, "available_bytes: expected >= 0");
+    std::vector<sfrt::PhotonBeamParams> beams;
+    for (std::size_t i = 0; i < params.size(); ++i) beams.push_back(beam_from(params[i], "beam " + std::to_string(i)));
+    return plan_dict(sfrt::cuda::plan_photon_dose(g, beams, (std::size_t)available_bytes));
+}
+
+py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& beam, long long budget) {
+    const sfrt::GridParams g = grid_from(grid, density);
+    sfrt::cuda::PhotonBeamHost host{};
+    host.packed = beam.data();
+    host.params = beam_from(beam, "beam");
+    const sfrt::PhotonBeamParams& b = host.params;
+    const std::size_t limit = budget_from(budget);
+    py::array_t<float> table({(py::ssize_t)b.ray_nv, (py::ssize_t)b.ray_nu, (py::ssize_t)b.ray_nz});
+    float* out = table.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sfrt::cuda::trace_rays_cuda(density.data(), g, grid.data(), host, out, limit);
+    }
+    return table;
+}
+
+py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
+                               const std::vector<f32>& weights, const std::vector<f32>& tdd,
+                               const std::vector<f32>& comp_w, const std::vector<f32>& comp_s, long long budget) {
+    const sfrt::GridParams g = grid_from(grid, density);
+    const std::size_t n = params.size();
+    require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n,
+            "photon_dose: params, weights, tdd, comp_w and comp_s must have one entry per beam");
+    std::vector<sfrt::cuda::PhotonBeamHost> beams;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string where = "beam " + std::to_string(i);
+        sfrt::cuda::PhotonBeamHost a{};
+        a.packed = params[i].data();
+        a.params = beam_from(params[i], where);
+        const sfrt::PhotonBeamParams& b = a.params;
+        require(weights[i].ndim() == 2 && weights[i].shape(0) == b.nbv && weights[i].shape(1) == b.nbu,
+                where + ": weights shape does not match (nbv, nbu)");
+        require(tdd[i].ndim() == 1 && tdd[i].shape(0) == b.ndepth, where + ": depth dose length != ndepth");
+        require(comp_w[i].ndim() == 2 && comp_w[i].shape(0) == b.ncomp && comp_w[i].shape(1) == b.ndepth,
+                where + ": component weight table shape != (ncomp, ndepth)");
+        require(comp_s[i].ndim() == 2 && comp_s[i].shape(0) == b.ncomp && comp_s[i].shape(1) == b.ndepth,
+                where + ": component sigma table shape != (ncomp, ndepth)");
+        a.weights = weights[i].data();
+        a.tdd = tdd[i].data();
+        a.comp_w = comp_w[i].data();
+        a.comp_s = comp_s[i].data();
+        beams.push_back(a);
+    }
+    const std::size_t limit = budget_from(budget);
+    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
+    float* out = dose.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sfrt::cuda::photon_dose_cuda(density.data(), g, grid.data(), beams, out, limit);
+    }
+    return dose;
+}
+
+py::list split_archs(const std::string& text) {
+    py::list out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t end = text.find(',', start);
+        const std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!item.empty()) out.append(item);
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return out;
+}
+
+py::dict build_info() {
+    py::dict info;
+    info["module"] = "sfrt_engine.kernels._cuda";
+    info["version"] = SFRT_VERSION;
+    info["cuda_architectures"] = split_archs(SFRT_CUDA_ARCHS);
+    info["cuda_runtime_version"] = sfrt::cuda::runtime_version();
+    info["cuda_runtime"] = "static";
+    info["nvcc_version"] = SFRT_NVCC_VERSION;
+#if defined(__clang__)
+    info["host_compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    info["host_compiler"] = std::string("gcc ") + __VERSION__;
+#else
+    info["host_compiler"] = "unknown";
+#endif
+    info["max_beamlets_1d"] = SFRT_MAX_BEAMLETS_1D;
+    info["max_components"] = SFRT_MAX_COMPONENTS;
+    return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+    m.doc() = "sfrt-engine CUDA kernels (nvcc); physics in csrc/physics. Importing makes no CUDA call.";
+    py::register_exception<sfrt::cuda::DeviceMemoryError>(m, "DeviceMemoryError", PyExc_MemoryError);
+    m.def("build_info", &build_info, "Version, CUDA architectures and runtime this module was built with (no CUDA call).");
+    m.def("probe", &probe, "None when the current CUDA device can run the kernels, otherwise the reason.");
+    m.def("driver_version", &sfrt::cuda::driver_version, "Installed CUDA driver version, 'none' without a driver.");
+    m.def("devices", &devices, "Visible CUDA devices; RuntimeError 'no CUDA device: ...' when there is none.");
+    m.def("memory_info", &memory_info, py::arg("memory_budget_bytes") = 0,
+          "Device memory (bytes) free, total, reserved for kernel local memory and headroom, and available "
+          "to the engine (capped by memory_budget_bytes when > 0).");
+    m.def("plan_memory", &plan_memory, py::arg("grid"), py::arg("params"), py::arg("available_bytes"),
+          "How photon_dose would use available_bytes of device memory (pure; no CUDA call). "
+          "Raises DeviceMemoryError when even z-chunks do not fit.");
+    m.def("trace_rays", &trace_rays, py::arg("density"), py::arg("grid"), py::arg("beam"), py::kw_only(),
+          py::arg("memory_budget_bytes") = 0,
+          "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon beam.");
+    m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
+          py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
+          "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order; z-chunked when the grid does not "
+          "fit the device.");
+}

@@ -1,0 +1,63 @@
+// CUDA kernels of the photon dose: grid-stride loops that index, call csrc/physics
+// and accumulate. No physics here.
+//
+// One source, two compilers: nvcc builds these kernels into the _cuda module
+// (csrc/cuda/photon_cuda.cu), and the CuPy backend compiles this very file with
+// NVRTC at run time (sfrt_engine/kernels/backend_cupy.py). So: NVRTC-clean (no
+// standard headers), extern "C" names (no mangling to look up), and only plain
+// pointers and ints as arguments. The packed float64 parameter vectors of
+// csrc/params.h are unpacked once per block into shared memory.
+#pragma once
+
+#include "../physics/photon.h"
+
+/// Ray table of one beam: thread r traces the ray through lattice node
+/// (iv, iu) = (r / ray_nu, r % ray_nu) and writes its depths [mm] to
+/// table[r * ray_nz + k], k = 0 .. ray_nz - 1: layout [ray_nv][ray_nu][ray_nz], as on the CPU.
+/// density: [nz][ny][nx] relative electron density; grid_packed: SFRT_GRID_PACK_SIZE values;
+/// beam_packed: SFRT_BEAM_PACK_SIZE values.
+extern "C" __global__ void sfrt_trace_rays(const float* __restrict__ density, const double* __restrict__ grid_packed,
+                                           const double* __restrict__ beam_packed, float* __restrict__ table) {
+    __shared__ sfrt::GridParams g;
+    __shared__ sfrt::PhotonBeamParams b;
+    if (threadIdx.x == 0) {
+        g = sfrt::unpack_grid(grid_packed);
+        b = sfrt::unpack_photon_beam(beam_packed);
+    }
+    __syncthreads();
+    const long long n_rays = (long long)b.ray_nv * b.ray_nu;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < n_rays; r += step) {
+        sfrt::trace_ray(density, g, b, (int)(r / b.ray_nu), (int)(r % b.ray_nu), table + r * b.ray_nz, 1);
+    }
+}
+
+/// Adds one beam's dose [Gy] to the z-slices [z_begin, z_begin + z_count) of the grid:
+/// dose[((iz - z_begin) * ny + iy) * nx + ix] += photon_point_dose(voxel centre (ix, iy, iz)).
+/// One thread per voxel, x fastest (coalesced), grid-stride; every voxel is written by one
+/// thread only, so launching the beams in order sums them in order (deterministic, no atomics).
+/// table: [ray_nv][ray_nu][ray_nz] from sfrt_trace_rays; weights: [nbv][nbu] MU;
+/// tdd: [ndepth] Gy/MU; comp_w, comp_s: [ncomp][ndepth] (weight, sigma [mm]).
+extern "C" __global__ void sfrt_photon_dose(const double* __restrict__ grid_packed,
+                                            const double* __restrict__ beam_packed, const float* __restrict__ table,
+                                            const float* __restrict__ weights, const float* __restrict__ tdd,
+                                            const float* __restrict__ comp_w, const float* __restrict__ comp_s,
+                                            float* __restrict__ dose, int z_begin, int z_count) {
+    __shared__ sfrt::GridParams g;
+    __shared__ sfrt::PhotonBeamParams b;
+    if (threadIdx.x == 0) {
+        g = sfrt::unpack_grid(grid_packed);
+        b = sfrt::unpack_photon_beam(beam_packed);
+    }
+    __syncthreads();
+    const long long plane = (long long)g.nx * g.ny;
+    const long long n = plane * z_count;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        const int ix = (int)(i % g.nx);
+        const int iy = (int)((i / g.nx) % g.ny);
+        const int iz = z_begin + (int)(i / plane);
+        dose[i] += sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, g.ox + ix * g.dx,
+                                           g.oy + iy * g.dy, g.oz + iz * g.dz);
+    }
+}
