@@ -11,12 +11,12 @@ from sfrt_engine import Grid, GridError
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        (dict(shape_zyx=(2, 3), spacing_xyz_mm=1.0), "(2, 3)"),
-        (dict(shape_zyx=(2, 0, 4), spacing_xyz_mm=1.0), "(2, 0, 4)"),
-        (dict(shape_zyx=(2, 3, 4), spacing_xyz_mm=(1.0, -2.0, 1.0)), "-2.0"),
-        (dict(shape_zyx=(2, 3, 4), spacing_xyz_mm=0.0), "0.0"),
-        (dict(shape_zyx=(2, 3, 4), spacing_xyz_mm=(1.0, 2.0)), "(1.0, 2.0)"),
-        (dict(shape_zyx=(2, 3, 4), spacing_xyz_mm=1.0, origin_xyz_mm=(0.0, float("nan"), 0.0)), "nan"),
+        ({"shape_zyx": (2, 3), "spacing_xyz_mm": 1.0}, "(2, 3)"),
+        ({"shape_zyx": (2, 0, 4), "spacing_xyz_mm": 1.0}, "(2, 0, 4)"),
+        ({"shape_zyx": (2, 3, 4), "spacing_xyz_mm": (1.0, -2.0, 1.0)}, "-2.0"),
+        ({"shape_zyx": (2, 3, 4), "spacing_xyz_mm": 0.0}, "0.0"),
+        ({"shape_zyx": (2, 3, 4), "spacing_xyz_mm": (1.0, 2.0)}, "(1.0, 2.0)"),
+        ({"shape_zyx": (2, 3, 4), "spacing_xyz_mm": 1.0, "origin_xyz_mm": (0.0, float("nan"), 0.0)}, "nan"),
     ],
 )
 def test_invalid_grid_names_the_value(kwargs, named):

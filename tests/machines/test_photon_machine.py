@@ -158,19 +158,19 @@ def test_fit_extrapolates_beyond_last_point(user_machine):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (dict(pdd_depth_mm=[0.0, 10.0, 5.0, 20.0], pdd_percent=[50.0, 100.0, 90.0, 80.0]), "increasing"),
-        (dict(pdd_depth_mm=[0.0, 10.0, 20.0], pdd_percent=[50.0, 100.0, 90.0]), ">= 4 points"),
-        (dict(pdd_percent=[50.0, 100.0, -1.0, 80.0]), "> 0"),
-        (dict(field_mm=0.0), "field_mm"),
-        (dict(ssd_mm=np.nan), "ssd_mm"),
-        (dict(components=[]), "no lateral components"),
-        (dict(components=[{"name": "p", "depth_mm": [0.0, 10.0]}]), "needs name, depth_mm"),
+        ({"pdd_depth_mm": [0.0, 10.0, 5.0, 20.0], "pdd_percent": [50.0, 100.0, 90.0, 80.0]}, "increasing"),
+        ({"pdd_depth_mm": [0.0, 10.0, 20.0], "pdd_percent": [50.0, 100.0, 90.0]}, ">= 4 points"),
+        ({"pdd_percent": [50.0, 100.0, -1.0, 80.0]}, "> 0"),
+        ({"field_mm": 0.0}, "field_mm"),
+        ({"ssd_mm": np.nan}, "ssd_mm"),
+        ({"components": []}, "no lateral components"),
+        ({"components": [{"name": "p", "depth_mm": [0.0, 10.0]}]}, "needs name, depth_mm"),
     ],
 )
 def test_fit_validation(change, match):
-    kwargs = dict(sad_mm=1000.0, pdd_depth_mm=[0.0, 10.0, 20.0, 30.0], pdd_percent=[50.0, 100.0, 90.0, 80.0],
-                  field_mm=100.0, ssd_mm=1000.0,
-                  components=[{"name": "p", "depth_mm": [0.0, 100.0], "weight": [1.0, 1.0], "sigma_mm": [2.0, 3.0]}])
+    kwargs = {"sad_mm": 1000.0, "pdd_depth_mm": [0.0, 10.0, 20.0, 30.0], "pdd_percent": [50.0, 100.0, 90.0, 80.0],
+                  "field_mm": 100.0, "ssd_mm": 1000.0,
+                  "components": [{"name": "p", "depth_mm": [0.0, 100.0], "weight": [1.0, 1.0], "sigma_mm": [2.0, 3.0]}]}
     kwargs.update(copy.deepcopy(change))
     with pytest.raises(MachineDataError, match=match):
         fit_photon_machine("t", **kwargs)

@@ -305,7 +305,7 @@ def test_rotated_beam_equals_rotated_phantom(engine, gantry, k):
     With a square, centred x-y grid, new[z, i, j] = old[z, j, n-1-i]: np.rot90(old, 1, axes=(1, 2)).
     """
     p = _asymmetric_phantom()
-    rot = lambda a: np.ascontiguousarray(np.rot90(a, k, axes=(1, 2)))  # noqa: E731
+    rot = lambda a: np.ascontiguousarray(np.rot90(a, k, axes=(1, 2)))
     dose_g = se.compute_dose(_beam(gantry), p, backend=engine).gy
     dose_0 = se.compute_dose(_beam(0.0), _transformed(p, rot), backend=engine).gy
     err = np.abs(rot(dose_g) - dose_0).max() / dose_0.max()

@@ -10,8 +10,8 @@ from sfrt_engine.plan import Beam
 
 
 def _beam(photon_machine, **kwargs) -> Beam:
-    args = dict(machine=photon_machine, isocenter_xyz_mm=(0.0, 0.0, 0.0), gantry_deg=0.0, weights_mu=np.ones((2, 3)),
-                beamlet_mm=(4.0, 5.0), origin_uv_mm=(-4.0, -2.5))
+    args = {"machine": photon_machine, "isocenter_xyz_mm": (0.0, 0.0, 0.0), "gantry_deg": 0.0, "weights_mu": np.ones((2, 3)),
+                "beamlet_mm": (4.0, 5.0), "origin_uv_mm": (-4.0, -2.5)}
     args.update(kwargs)
     return Beam(**args)
 
@@ -60,15 +60,15 @@ def test_with_weights(machine):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        (dict(weights_mu=np.ones(3)), PlanError, "weights_mu has shape"),
-        (dict(weights_mu=np.ones((0, 3))), PlanError, "weights_mu has shape"),
-        (dict(weights_mu=-np.ones((2, 3))), PlanError, ">= 0 MU"),
-        (dict(weights_mu=np.full((2, 3), np.nan)), PlanError, "finite"),
-        (dict(beamlet_mm=(4.0, 0.0)), PlanError, "beamlet_mm"),
-        (dict(origin_uv_mm=(0.0,)), PlanError, "origin_uv_mm"),
-        (dict(gantry_deg=np.nan), PlanError, "gantry_deg"),
-        (dict(isocenter_xyz_mm=(0.0, 0.0, np.inf)), PlanError, "isocenter_xyz_mm"),
-        (dict(machine="photon_6mv"), TypeError, "PhotonMachine"),
+        ({"weights_mu": np.ones(3)}, PlanError, "weights_mu has shape"),
+        ({"weights_mu": np.ones((0, 3))}, PlanError, "weights_mu has shape"),
+        ({"weights_mu": -np.ones((2, 3))}, PlanError, ">= 0 MU"),
+        ({"weights_mu": np.full((2, 3), np.nan)}, PlanError, "finite"),
+        ({"beamlet_mm": (4.0, 0.0)}, PlanError, "beamlet_mm"),
+        ({"origin_uv_mm": (0.0,)}, PlanError, "origin_uv_mm"),
+        ({"gantry_deg": np.nan}, PlanError, "gantry_deg"),
+        ({"isocenter_xyz_mm": (0.0, 0.0, np.inf)}, PlanError, "isocenter_xyz_mm"),
+        ({"machine": "photon_6mv"}, TypeError, "PhotonMachine"),
     ],
 )
 def test_beam_validation(machine, kwargs, exc, match):

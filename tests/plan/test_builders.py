@@ -66,13 +66,13 @@ def test_open_field_tiles_the_field_exactly(machine, field, beamlet):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(field_mm=(0.0, 100.0)), "field_mm"),
-        (dict(field_mm=(np.nan, 100.0)), "field_mm"),
-        (dict(ssd_mm=0.0), "ssd_mm"),
-        (dict(ssd_mm=2500.0), "ssd_mm"),
-        (dict(beamlet_mm=0.0), "beamlet_mm"),
-        (dict(weight_mu=-1.0), "weight_mu"),
-        (dict(gantry_deg=np.nan), "gantry_deg"),
+        ({"field_mm": (0.0, 100.0)}, "field_mm"),
+        ({"field_mm": (np.nan, 100.0)}, "field_mm"),
+        ({"ssd_mm": 0.0}, "ssd_mm"),
+        ({"ssd_mm": 2500.0}, "ssd_mm"),
+        ({"beamlet_mm": 0.0}, "beamlet_mm"),
+        ({"weight_mu": -1.0}, "weight_mu"),
+        ({"gantry_deg": np.nan}, "gantry_deg"),
     ],
 )
 def test_open_field_rejects_bad_arguments(machine, kwargs, match):
@@ -202,11 +202,11 @@ def test_conformal_per_beam_couch_angles(thigh, machine):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(gantry_deg=()), "gantry_deg"),
-        (dict(gantry_deg=(0.0, np.nan)), "gantry_deg"),
-        (dict(couch_deg=np.inf), "couch_deg"),
-        (dict(beamlet_mm=0.0), "beamlet_mm"),
-        (dict(margin_mm=-1.0), "margin_mm"),
+        ({"gantry_deg": ()}, "gantry_deg"),
+        ({"gantry_deg": (0.0, np.nan)}, "gantry_deg"),
+        ({"couch_deg": np.inf}, "couch_deg"),
+        ({"beamlet_mm": 0.0}, "beamlet_mm"),
+        ({"margin_mm": -1.0}, "margin_mm"),
     ],
 )
 def test_conformal_rejects_bad_arguments(thigh, machine, kwargs, match):

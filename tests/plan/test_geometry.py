@@ -124,9 +124,9 @@ def test_couch_rotation_keeps_the_angle_to_vertical():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(gantry_deg=np.nan), "gantry_deg"),
-        (dict(gantry_deg=0.0, couch_deg=np.inf), "couch_deg"),
-        (dict(gantry_deg=0.0, collimator_deg=np.nan), "collimator_deg"),
+        ({"gantry_deg": np.nan}, "gantry_deg"),
+        ({"gantry_deg": 0.0, "couch_deg": np.inf}, "couch_deg"),
+        ({"gantry_deg": 0.0, "collimator_deg": np.nan}, "collimator_deg"),
     ],
 )
 def test_bad_angles_rejected(kwargs, match):
