@@ -118,8 +118,10 @@ def test_body_entry_point_without_body_uses_hu():
 def test_body_entry_point_missing_body_raises():
     p = se.phantoms.water_box(size_xyz_mm=(40.0, 40.0, 40.0), spacing_xyz_mm=4.0)
     p.structures["BODY"] = np.zeros(p.grid.shape_zyx, dtype=bool)
-    with pytest.raises(PlanError, match="never enters BODY"):
+    with pytest.raises(PlanError, match="never enters BODY") as info:
         body_entry_point(p, (0.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+    # point and direction as plain numbers, not numpy scalar reprs
+    assert "through (0.0, 0.0, 0.0) mm along (0.0, 1.0, 0.0)" in str(info.value)
 
 
 # --- conformal_beams --------------------------------------------------------------------------
