@@ -89,13 +89,17 @@ def _nvrtc():
     return nvrtc
 
 
-def _compile_ptx(include_dir: Path, arch: str) -> tuple[str, str]:
+#: Options cupy.RawModule adds to ours (cupy/cuda/compiler.py, CuPy 13-14) besides -arch.
+CUPY_EXTRA_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
+
+
+def _compile_ptx(include_dir: Path, arch: str, extra: tuple[str, ...] = ()) -> tuple[str, str]:
     """(ptx, log) of the backend's own translation unit; raises AssertionError with the log on failure."""
     nvrtc = _nvrtc()
     prog = nvrtc.createProgram(backend_cupy.kernel_source(include_dir), "sfrt_kernels.cu", [], [])
     try:
         try:
-            nvrtc.compileProgram(prog, [f"-arch={arch}", *backend_cupy.nvrtc_options(include_dir)])
+            nvrtc.compileProgram(prog, [f"-arch={arch}", *backend_cupy.nvrtc_options(include_dir), *extra])
         except nvrtc.NVRTCError as exc:
             raise AssertionError(f"NVRTC ({arch}) failed: {exc}\n{nvrtc.getProgramLog(prog)}") from None
         return nvrtc.getPTX(prog).decode(), nvrtc.getProgramLog(prog)
@@ -112,10 +116,11 @@ def _include_dirs() -> list[Path]:
     return dirs
 
 
+@pytest.mark.parametrize("extra", [(), CUPY_EXTRA_OPTIONS], ids=["plain", "as_cupy"])
 @pytest.mark.parametrize("arch", ["compute_75", "compute_90"])
-def test_kernels_compile_under_nvrtc_without_a_gpu(arch):
+def test_kernels_compile_under_nvrtc_without_a_gpu(arch, extra):
     for include_dir in _include_dirs():
-        ptx, log = _compile_ptx(include_dir, arch)
+        ptx, log = _compile_ptx(include_dir, arch, extra)
         for name in backend_cupy.KERNEL_NAMES:
             assert re.search(rf"\.entry\s+{name}\s*\(", ptx), f"{name} missing from the PTX of {include_dir}"
         assert "warning" not in log.lower(), log
@@ -348,7 +353,8 @@ def test_out_of_device_memory_names_the_sizes(gpu):
 
 @pytest.mark.gpu
 def test_cuda_and_cupy_run_the_same_kernels():
-    """nvcc and NVRTC compile one source; CuPy adds -ftz=true, so only denormals may differ."""
+    """nvcc and NVRTC compile one source. They may differ in the last bits (CuPy adds -ftz=true;
+    the two compiler versions may contract multiply-adds differently), far below the 1e-4 parity."""
     for name in GPU_BACKENDS:
         available, reason = se.available_backends()[name]
         if not available:
@@ -358,7 +364,7 @@ def test_cuda_and_cupy_run_the_same_kernels():
     p, tasks = _case("couch")
     a = _engine(backend_cuda).photon_dose(p.density(), p.grid, tasks)
     b = _engine(backend_cupy).photon_dose(p.density(), p.grid, tasks)
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * float(np.max(a)))
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(np.max(a)))
 
 
 @pytest.mark.gpu
