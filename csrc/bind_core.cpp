@@ -52,8 +52,12 @@ sfrt::PhotonBeamParams beam_from(const f64& packed, const std::string& where) {
 }
 
 py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& beam) {
+    // photon and proton packs share the frame and ray-lattice layout (elements 0..24)
     const sfrt::GridParams g = grid_from(grid, density);
-    const sfrt::PhotonBeamParams b = beam_from(beam, "beam");
+    require(beam.ndim() == 1 && beam.shape(0) == SFRT_BEAM_PACK_SIZE,
+            "beam: expected a packed float64 vector of length " + std::to_string(SFRT_BEAM_PACK_SIZE));
+    const sfrt::PhotonBeamParams b = sfrt::unpack_photon_beam(beam.data());
+    require(b.ray_nu > 0 && b.ray_nv > 0 && b.ray_nz > 0 && b.sad > 0, "beam: empty ray table or bad SAD");
     py::array_t<float> table({(py::ssize_t)b.ray_nv, (py::ssize_t)b.ray_nu, (py::ssize_t)b.ray_nz});
     {
         py::gil_scoped_release release;
@@ -98,6 +102,57 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
     return dose;
 }
 
+py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
+                               const std::vector<f64>& layers, const std::vector<f32>& weights,
+                               const std::vector<f32>& idd, const std::vector<f32>& sigma) {
+    const sfrt::GridParams g = grid_from(grid, density);
+    const size_t n = params.size();
+    require(layers.size() == n && weights.size() == n && idd.size() == n && sigma.size() == n,
+            "proton_dose: params, layers, weights, idd and sigma must have one entry per beam");
+    std::vector<sfrt::ProtonBeamArrays> beams;
+    for (size_t i = 0; i < n; ++i) {
+        const std::string where = "proton beam " + std::to_string(i);
+        require(params[i].ndim() == 1 && params[i].shape(0) == SFRT_PROTON_PACK_SIZE,
+                where + ": expected a packed float64 vector of length " + std::to_string(SFRT_PROTON_PACK_SIZE));
+        sfrt::ProtonBeamArrays a;
+        a.params = sfrt::unpack_proton_beam(params[i].data());
+        const sfrt::ProtonBeamParams& b = a.params;
+        require(b.ray_nu > 0 && b.ray_nv > 0 && b.ray_nz > 0 && b.sad > 0, where + ": empty ray table or bad SAD");
+        require(b.n_layers >= 1 && layers[i].ndim() == 2 && layers[i].shape(0) == b.n_layers &&
+                    layers[i].shape(1) == SFRT_LAYER_PACK_SIZE,
+                where + ": layers must be (n_layers, " + std::to_string(SFRT_LAYER_PACK_SIZE) + ")");
+        require(idd[i].ndim() == 2 && idd[i].shape(0) == b.n_energies && idd[i].shape(1) == b.ndepth &&
+                    sigma[i].ndim() == 2 && sigma[i].shape(0) == b.n_energies && sigma[i].shape(1) == b.ndepth &&
+                    b.ndepth >= 2 && b.depth_step > 0,
+                where + ": idd and sigma tables must be (n_energies, ndepth)");
+        const long long n_weights = weights[i].ndim() == 1 ? (long long)weights[i].shape(0) : -1;
+        require(n_weights >= 0, where + ": weights must be a flat float32 array");
+        for (int l = 0; l < b.n_layers; ++l) {
+            const sfrt::SpotLayerParams s = sfrt::unpack_layer(layers[i].data(), l);
+            require(s.energy >= 0 && s.energy < b.n_energies, where + ": layer energy index out of range");
+            require(s.nu >= 1 && s.nv >= 1 && s.nu <= SFRT_MAX_BEAMLETS_1D && s.nv <= SFRT_MAX_BEAMLETS_1D &&
+                        s.du > 0 && s.dv > 0,
+                    where + ": layer spot lattice must have 1.." + std::to_string(SFRT_MAX_BEAMLETS_1D) +
+                        " spots per axis and positive spacing");
+            require(s.weight_offset >= 0 && s.weight_offset + (long long)s.nu * s.nv <= n_weights,
+                    where + ": layer weights run past the weight array");
+        }
+        a.layers = layers[i].data();
+        a.weights = weights[i].data();
+        a.idd = idd[i].data();
+        a.sigma = sigma[i].data();
+        beams.push_back(a);
+    }
+    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
+    float* out = dose.mutable_data();
+    {
+        py::gil_scoped_release release;
+        std::fill(out, out + (size_t)g.nz * g.ny * g.nx, 0.0f);
+        sfrt::proton_dose_cpu(density.data(), g, beams, out);
+    }
+    return dose;
+}
+
 py::dict build_info() {
     py::dict info;
     info["module"] = "sfrt_engine.kernels._core";
@@ -131,4 +186,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
           py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"),
           "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order.");
+    m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),
+          py::arg("weights"), py::arg("idd"), py::arg("sigma"),
+          "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order.");
 }

@@ -12,6 +12,8 @@
 #define SFRT_MAX_BEAMLETS_1D 512
 #define SFRT_GRID_PACK_SIZE 9
 #define SFRT_BEAM_PACK_SIZE 36
+#define SFRT_PROTON_PACK_SIZE 36
+#define SFRT_LAYER_PACK_SIZE 8
 
 namespace sfrt {
 
@@ -37,6 +39,31 @@ struct PhotonBeamParams {
     int ncomp;                           // lateral components (<= SFRT_MAX_COMPONENTS)
     double cutoff_sigma;                 // lateral cut-off in sigmas of each component
     double min_z;                        // voxels nearer the source than this get no dose [mm]
+};
+
+/// One proton beam: the same BEV frame and ray lattice as a photon beam, then the
+/// layer count and the machine's per-energy tables [n_energies][ndepth].
+struct ProtonBeamParams {
+    double sad;
+    double iso[3];
+    double eu[3], ev[3], es[3];
+    double src[3];
+    double ray_u0, ray_du; int ray_nu;
+    double ray_v0, ray_dv; int ray_nv;
+    double ray_z0, ray_dz; int ray_nz;
+    int n_layers;
+    int n_energies, ndepth; double depth_step;  // idd and sigma tables: node i at i * depth_step [mm]
+    double cutoff_sigma;                        // lateral cut-off in spot sigmas
+    double min_z;                               // [mm]
+};
+
+/// One energy layer: spots at (u0 + i du, v0 + j dv) [mm, isocentre plane], weights
+/// [nv][nu] in Gp starting at weight_offset in the beam's weight array.
+struct SpotLayerParams {
+    int energy;  // row of the machine tables
+    double u0, du; int nu;
+    double v0, dv; int nv;
+    long long weight_offset;
 };
 
 SFRT_HD inline GridParams unpack_grid(const double* p) {
@@ -65,6 +92,36 @@ SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
     b.depth_step = p[31]; b.ndepth = (int)p[32]; b.ncomp = (int)p[33];
     b.cutoff_sigma = p[34]; b.min_z = p[35];
     return b;
+}
+
+SFRT_HD inline ProtonBeamParams unpack_proton_beam(const double* p) {
+    ProtonBeamParams b;
+    b.sad = p[0];
+    for (int a = 0; a < 3; ++a) {
+        b.iso[a] = p[1 + a];
+        b.eu[a] = p[4 + a];
+        b.ev[a] = p[7 + a];
+        b.es[a] = p[10 + a];
+        b.src[a] = p[13 + a];
+    }
+    b.ray_u0 = p[16]; b.ray_du = p[17]; b.ray_nu = (int)p[18];
+    b.ray_v0 = p[19]; b.ray_dv = p[20]; b.ray_nv = (int)p[21];
+    b.ray_z0 = p[22]; b.ray_dz = p[23]; b.ray_nz = (int)p[24];
+    b.n_layers = (int)p[25];
+    b.n_energies = (int)p[26]; b.ndepth = (int)p[27]; b.depth_step = p[28];
+    b.cutoff_sigma = p[29]; b.min_z = p[30];
+    return b;
+}
+
+/// Layer l of a packed [n_layers][SFRT_LAYER_PACK_SIZE] float64 array.
+SFRT_HD inline SpotLayerParams unpack_layer(const double* layers, int l) {
+    const double* p = layers + (long long)l * SFRT_LAYER_PACK_SIZE;
+    SpotLayerParams s;
+    s.energy = (int)p[0];
+    s.u0 = p[1]; s.du = p[2]; s.nu = (int)p[3];
+    s.v0 = p[4]; s.dv = p[5]; s.nv = (int)p[6];
+    s.weight_offset = (long long)p[7];
+    return s;
 }
 
 }  // namespace sfrt

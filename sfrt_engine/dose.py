@@ -11,8 +11,10 @@ import numpy as np
 from .errors import PlanError
 from .grid import Grid
 from .kernels import get_backend, prepare_photon_tasks
+from .kernels._proton_task import prepare_proton_tasks
 from .patient import Patient
 from .plan.beam import Beam
+from .plan.protons import ProtonBeam
 
 __all__ = ["Dose", "compute_dose"]
 
@@ -49,13 +51,14 @@ class Dose:
         return float(self.gy[self.grid.index_of(point_xyz_mm)])
 
 
-def compute_dose(beams: Beam | Iterable[Beam], patient: Patient, backend: str = "auto") -> Dose:
+def compute_dose(beams: Beam | ProtonBeam | Iterable, patient: Patient, backend: str = "auto") -> Dose:
     """Dose of a set of beams on a patient.
 
     Parameters
     ----------
-    beams : Beam or iterable of Beam
-        Beamlet weights in MU; an arc is a list of its control-point beams.
+    beams : Beam, ProtonBeam or an iterable of them
+        Photon beamlet weights in MU, proton spot weights in Gp; an arc is a list of its
+        control-point beams. Photon and proton beams may be mixed; their doses add.
     patient : Patient
     backend : str
         ``"auto"`` (cuda, cupy, cpp, numpy: the first that runs) or a backend name.
@@ -65,23 +68,26 @@ def compute_dose(beams: Beam | Iterable[Beam], patient: Patient, backend: str = 
     Dose
         Gy for the weights given, float64 on ``patient.grid``.
     """
-    if isinstance(beams, Beam):
+    if isinstance(beams, (Beam, ProtonBeam)):
         beams = [beams]
     beams = list(beams)
     if not beams:
         raise PlanError("compute_dose needs at least one beam")
     for i, b in enumerate(beams):
-        if not isinstance(b, Beam):
-            raise TypeError(f"beams[{i}] is a {type(b).__name__}, expected sfrt_engine.plan.Beam")
+        if not isinstance(b, (Beam, ProtonBeam)):
+            raise TypeError(f"beams[{i}] is a {type(b).__name__}, expected sfrt_engine.plan.Beam or ProtonBeam")
     if not isinstance(patient, Patient):
         raise TypeError(f"patient must be a sfrt_engine.Patient, got {type(patient).__name__}")
     engine = get_backend(backend)
     start = time.perf_counter()
-    tasks = prepare_photon_tasks(beams, patient.grid)
-    density = patient.density()
-    if tasks:
-        gy = np.asarray(engine.photon_dose(density, patient.grid, tasks), dtype=np.float64)
-    else:
-        gy = np.zeros(patient.grid.shape_zyx)
+    gy = np.zeros(patient.grid.shape_zyx)
+    photon_tasks = prepare_photon_tasks([b for b in beams if isinstance(b, Beam)], patient.grid)
+    if photon_tasks:
+        gy += np.asarray(engine.photon_dose(patient.density(), patient.grid, photon_tasks), dtype=np.float64)
+    proton_tasks = prepare_proton_tasks([b for b in beams if isinstance(b, ProtonBeam)], patient.grid)
+    if proton_tasks:
+        if not hasattr(engine, "proton_dose"):
+            raise PlanError(f"backend {engine.name!r} does not compute proton dose yet; use backend='cpp' or 'numpy'")
+        gy += np.asarray(engine.proton_dose(patient.stopping_power(), patient.grid, proton_tasks), dtype=np.float64)
     return Dose(gy=gy, grid=patient.grid, backend=engine.name, seconds=time.perf_counter() - start,
                 beams=tuple(b.name for b in beams))

@@ -10,7 +10,7 @@ import numpy as np
 from .errors import GridError, StructureError
 from .grid import Grid
 
-__all__ = ["HUCalibration", "Patient", "StructureSet", "DEFAULT_HU_TO_DENSITY"]
+__all__ = ["HUCalibration", "Patient", "StructureSet", "DEFAULT_HU_TO_DENSITY", "DEFAULT_HU_TO_STOPPING_POWER"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,17 @@ DEFAULT_HU_TO_DENSITY = HUCalibration(
     hu=(-1000.0, 0.0, 3000.0),
     density=(0.0, 1.0, 2.8),
     name="generic bilinear kV-CT to relative electron density",
+)
+
+
+#: Generic bilinear kV-CT calibration to proton stopping power relative to water. Below 0 HU
+#: the air-water line; above, 0.5e-3 per HU, which puts cortical bone (about 1300 HU) at 1.65,
+#: close to stoichiometric calibrations (Schneider et al., Phys Med Biol 41:111, 1996, give
+#: 1.6-1.7 for cortical bone). Site-specific tables should replace it.
+DEFAULT_HU_TO_STOPPING_POWER = HUCalibration(
+    hu=(-1000.0, 0.0, 3000.0),
+    density=(0.001, 1.0, 2.5),
+    name="generic bilinear kV-CT to relative proton stopping power",
 )
 
 
@@ -123,17 +134,22 @@ class Patient:
         CT numbers [HU]; stored as a writable float32 array.
     structures : dict of str to bool ndarray, optional
     calibration : HUCalibration, optional
-        HU to relative electron density; defaults to :data:`DEFAULT_HU_TO_DENSITY`.
+        HU to relative electron density (photons); defaults to :data:`DEFAULT_HU_TO_DENSITY`.
+    stopping_power_calibration : HUCalibration, optional
+        HU to relative proton stopping power; defaults to :data:`DEFAULT_HU_TO_STOPPING_POWER`.
     name : str
     """
 
-    def __init__(self, grid: Grid, hu, structures=None, calibration=None, name: str = "patient") -> None:
+    def __init__(self, grid: Grid, hu, structures=None, calibration=None, name: str = "patient",
+                 stopping_power_calibration=None) -> None:
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a sfrt_engine.Grid, got {type(grid).__name__}")
         self.grid = grid
         self.hu = hu
         self.structures = StructureSet(grid, structures)
         self.calibration = calibration if calibration is not None else DEFAULT_HU_TO_DENSITY
+        self.stopping_power_calibration = (stopping_power_calibration if stopping_power_calibration is not None
+                                           else DEFAULT_HU_TO_STOPPING_POWER)
         self.name = name
 
     @property
@@ -157,6 +173,10 @@ class Patient:
         if not np.all(np.isfinite(self._hu)):
             raise GridError("hu holds NaN or infinite values; CT numbers must be finite")
         return self.calibration(self._hu)
+
+    def stopping_power(self) -> np.ndarray:
+        """Proton stopping power relative to water [z, y, x] (float64) from its HU calibration."""
+        return self.stopping_power_calibration(self._hu)
 
     def __repr__(self) -> str:
         return (

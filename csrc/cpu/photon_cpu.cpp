@@ -7,6 +7,7 @@
 #endif
 
 #include "../physics/photon.h"
+#include "../physics/proton.h"
 
 namespace sfrt {
 
@@ -18,7 +19,10 @@ int cpu_max_threads() {
 #endif
 }
 
-void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table) {
+namespace {
+
+template <class Beam>
+void trace_all(const float* density, const GridParams& grid, const Beam& beam, float* table) {
     const long long n_rays = (long long)beam.ray_nv * beam.ray_nu;
 #pragma omp parallel for schedule(dynamic, 16)
     for (long long r = 0; r < n_rays; ++r) {
@@ -27,23 +31,52 @@ void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBe
     }
 }
 
+/// Adds f(x, y, z) over every voxel centre to dose, OpenMP over (z, y) rows.
+template <class F>
+void add_over_grid(const GridParams& grid, float* dose, const F& f) {
+    const long long rows = (long long)grid.nz * grid.ny;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (long long r = 0; r < rows; ++r) {
+        const int iz = (int)(r / grid.ny), iy = (int)(r % grid.ny);
+        const double z = grid.oz + iz * grid.dz, y = grid.oy + iy * grid.dy;
+        float* out = dose + r * grid.nx;
+        for (int ix = 0; ix < grid.nx; ++ix) out[ix] += f(grid.ox + ix * grid.dx, y, z);
+    }
+}
+
+}  // namespace
+
+void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table) {
+    trace_all(density, grid, beam, table);
+}
+
+void trace_rays_cpu(const float* density, const GridParams& grid, const ProtonBeamParams& beam, float* table) {
+    trace_all(density, grid, beam, table);
+}
+
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose) {
     for (const PhotonBeamArrays& beam : beams) {
         const PhotonBeamParams& b = beam.params;
         std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
-        trace_rays_cpu(density, grid, b, table.data());
-        const long long rows = (long long)grid.nz * grid.ny;
-#pragma omp parallel for schedule(dynamic, 4)
-        for (long long r = 0; r < rows; ++r) {
-            const int iz = (int)(r / grid.ny), iy = (int)(r % grid.ny);
-            const double z = grid.oz + iz * grid.dz, y = grid.oy + iy * grid.dy;
-            float* out = dose + r * grid.nx;
-            for (int ix = 0; ix < grid.nx; ++ix) {
-                out[ix] += photon_point_dose(b, table.data(), beam.weights, beam.tdd, beam.comp_w, beam.comp_s,
-                                             grid.ox + ix * grid.dx, y, z);
-            }
-        }
+        trace_all(density, grid, b, table.data());
+        const float* t = table.data();
+        add_over_grid(grid, dose, [&](double x, double y, double z) {
+            return photon_point_dose(b, t, beam.weights, beam.tdd, beam.comp_w, beam.comp_s, x, y, z);
+        });
+    }
+}
+
+void proton_dose_cpu(const float* density, const GridParams& grid, const std::vector<ProtonBeamArrays>& beams,
+                     float* dose) {
+    for (const ProtonBeamArrays& beam : beams) {
+        const ProtonBeamParams& b = beam.params;
+        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
+        trace_all(density, grid, b, table.data());
+        const float* t = table.data();
+        add_over_grid(grid, dose, [&](double x, double y, double z) {
+            return proton_point_dose(b, t, beam.layers, beam.weights, beam.idd, beam.sigma, x, y, z);
+        });
     }
 }
 

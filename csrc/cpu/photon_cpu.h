@@ -24,6 +24,22 @@ void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBe
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose);
 
+/// Proton beam inputs as the drivers see them.
+struct ProtonBeamArrays {
+    ProtonBeamParams params;
+    const double* layers;  // [n_layers][SFRT_LAYER_PACK_SIZE]
+    const float* weights;  // all layers' spot weights [Gp], back to back
+    const float* idd;      // [n_energies][ndepth] Gy mm^2 / Gp
+    const float* sigma;    // [n_energies][ndepth] mm
+};
+
+/// Dose [Gy] of proton beams, added in beam order into dose[nz][ny][nx] (zeroed by the caller).
+void proton_dose_cpu(const float* density, const GridParams& grid, const std::vector<ProtonBeamArrays>& beams,
+                     float* dose);
+
+/// Ray table [ray_nv][ray_nu][ray_nz] of one proton beam.
+void trace_rays_cpu(const float* density, const GridParams& grid, const ProtonBeamParams& beam, float* table);
+
 /// Threads OpenMP would use (1 without OpenMP).
 int cpu_max_threads();
 

@@ -17,28 +17,9 @@ namespace sfrt {
 SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* table, const float* weights,
                                        const float* tdd, const float* comp_w, const float* comp_s,
                                        double x, double y, double z) {
-    const double qx = x - b.iso[0], qy = y - b.iso[1], qz = z - b.iso[2];
-    const double zs = b.sad - (qx * b.es[0] + qy * b.es[1] + qz * b.es[2]);
-    if (!(zs > b.min_z)) return 0.0f;
+    double u, v, zs, depth;
+    if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
     const double scale = b.sad / zs;
-    const double u = (qx * b.eu[0] + qy * b.eu[1] + qz * b.eu[2]) * scale;
-    const double v = (qx * b.ev[0] + qy * b.ev[1] + qz * b.ev[2]) * scale;
-    const double u_hi = b.ray_u0 + (b.ray_nu - 1) * b.ray_du, v_hi = b.ray_v0 + (b.ray_nv - 1) * b.ray_dv;
-    if (u < b.ray_u0 || u > u_hi || v < b.ray_v0 || v > v_hi) return 0.0f;
-
-    // radiological depth: trilinear in the (v, u, z) ray table
-    int iv, iu, iz; double tv, tu, tz;
-    split_index((v - b.ray_v0) / b.ray_dv, b.ray_nv, iv, tv);
-    split_index((u - b.ray_u0) / b.ray_du, b.ray_nu, iu, tu);
-    split_index((zs - b.ray_z0) / b.ray_dz, b.ray_nz, iz, tz);
-    const long long su = b.ray_nz, sv = (long long)b.ray_nu * b.ray_nz;
-    const long long ou = b.ray_nu > 1 ? su : 0, ov = b.ray_nv > 1 ? sv : 0, oz = b.ray_nz > 1 ? 1 : 0;
-    const float* t0 = table + iv * sv + iu * su + iz;
-    const double d00 = (1 - tz) * t0[0] + tz * t0[oz];
-    const double d01 = (1 - tz) * t0[ou] + tz * t0[ou + oz];
-    const double d10 = (1 - tz) * t0[ov] + tz * t0[ov + oz];
-    const double d11 = (1 - tz) * t0[ov + ou] + tz * t0[ov + ou + oz];
-    const double depth = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11);
 
     int id; double td;  // one depth lookup serves every table
     split_index(depth / b.depth_step, b.ndepth, id, td);

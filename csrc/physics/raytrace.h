@@ -43,9 +43,11 @@ SFRT_HD inline void ray_box(const GridParams& g, const double* src, const double
 
 /// Water-equivalent depth [mm] along the ray through lattice node (iv, iu), written to
 /// out[k * stride] for k = 0 .. ray_nz - 1: trapezoid rule between the ray's grid entry
-/// and each node z_k clipped to [z_in, z_out].
-SFRT_HD inline void trace_ray(const float* rho, const GridParams& g, const PhotonBeamParams& b, int iv, int iu,
-                              float* out, long long stride) {
+/// and each node z_k clipped to [z_in, z_out]. Beam is any params struct with the BEV
+/// frame and ray-lattice members (PhotonBeamParams, ProtonBeamParams).
+template <class Beam>
+SFRT_HD inline void trace_ray(const float* rho, const GridParams& g, const Beam& b, int iv, int iu, float* out,
+                              long long stride) {
     const double u = b.ray_u0 + iu * b.ray_du, v = b.ray_v0 + iv * b.ray_dv;
     double dir[3];
     for (int a = 0; a < 3; ++a) dir[a] = -b.es[a] + (u / b.sad) * b.eu[a] + (v / b.sad) * b.ev[a];
@@ -63,6 +65,40 @@ SFRT_HD inline void trace_ray(const float* rho, const GridParams& g, const Photo
         prev_rho = r;
         out[k * stride] = (float)acc;
     }
+}
+
+}  // namespace sfrt
+
+namespace sfrt {
+
+/// BEV coordinates of point (x, y, z) [mm]: u, v projected to the isocentre plane [mm],
+/// zs the distance from the source along the axis [mm], and the radiological depth [mm]
+/// read from the ray table (trilinear in (v, u, z)). Returns false when the point is
+/// outside the footprint or nearer the source than min_z.
+template <class Beam>
+SFRT_HD inline bool bev_depth(const Beam& b, const float* table, double x, double y, double z, double& u, double& v,
+                              double& zs, double& depth) {
+    const double qx = x - b.iso[0], qy = y - b.iso[1], qz = z - b.iso[2];
+    zs = b.sad - (qx * b.es[0] + qy * b.es[1] + qz * b.es[2]);
+    if (!(zs > b.min_z)) return false;
+    const double scale = b.sad / zs;
+    u = (qx * b.eu[0] + qy * b.eu[1] + qz * b.eu[2]) * scale;
+    v = (qx * b.ev[0] + qy * b.ev[1] + qz * b.ev[2]) * scale;
+    const double u_hi = b.ray_u0 + (b.ray_nu - 1) * b.ray_du, v_hi = b.ray_v0 + (b.ray_nv - 1) * b.ray_dv;
+    if (u < b.ray_u0 || u > u_hi || v < b.ray_v0 || v > v_hi) return false;
+    int iv, iu, iz; double tv, tu, tz;
+    split_index((v - b.ray_v0) / b.ray_dv, b.ray_nv, iv, tv);
+    split_index((u - b.ray_u0) / b.ray_du, b.ray_nu, iu, tu);
+    split_index((zs - b.ray_z0) / b.ray_dz, b.ray_nz, iz, tz);
+    const long long su = b.ray_nz, sv = (long long)b.ray_nu * b.ray_nz;
+    const long long ou = b.ray_nu > 1 ? su : 0, ov = b.ray_nv > 1 ? sv : 0, oz = b.ray_nz > 1 ? 1 : 0;
+    const float* t0 = table + iv * sv + iu * su + iz;
+    const double d00 = (1 - tz) * t0[0] + tz * t0[oz];
+    const double d01 = (1 - tz) * t0[ou] + tz * t0[ou + oz];
+    const double d10 = (1 - tz) * t0[ov] + tz * t0[ov + oz];
+    const double d11 = (1 - tz) * t0[ov + ou] + tz * t0[ov + ou + oz];
+    depth = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11);
+    return true;
 }
 
 }  // namespace sfrt

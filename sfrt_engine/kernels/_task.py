@@ -117,6 +117,38 @@ def _grid_corners(grid: Grid) -> np.ndarray:
     return np.array([[b[0, i], b[1, j], b[2, k]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 
 
+def ray_lattice(beam, grid: Grid, max_sigma_mm: float) -> dict | None:
+    """Frame and ray-table lattice fields of a beam's task, or None if its footprint misses the grid.
+
+    The lattice covers the beam's open extent plus ``CUTOFF_SIGMA * max_sigma_mm``
+    (projected to the isocentre plane from the grid's nearest point), clipped to the
+    grid's projection; spacing = the smallest voxel size, along u, v and z.
+    """
+    frame = beam.frame
+    u, v, z = frame.to_bev(_grid_corners(grid))
+    z_min, z_max = float(z.min()), float(z.max())
+    if z_min <= MIN_SOURCE_DISTANCE_MM:
+        raise PlanError(
+            f"beam {beam.name!r}: its source at {tuple(np.round(frame.source_xyz_mm, 1))} mm lies inside or "
+            f"within {MIN_SOURCE_DISTANCE_MM} mm of the patient grid along the beam axis; move the isocentre "
+            "or use a larger SAD"
+        )
+    step = float(min(grid.spacing_xyz_mm))
+    reach = CUTOFF_SIGMA * max_sigma_mm * frame.sad_mm / z_min
+    ou0, ou1, ov0, ov1 = beam.open_extent_uv_mm()
+    u_lo, u_hi = max(ou0 - reach, float(u.min())), min(ou1 + reach, float(u.max()))
+    v_lo, v_hi = max(ov0 - reach, float(v.min())), min(ov1 + reach, float(v.max()))
+    if u_lo >= u_hi or v_lo >= v_hi:
+        return None
+    return dict(
+        name=beam.name, sad_mm=frame.sad_mm, isocenter_xyz_mm=np.asarray(frame.isocenter_xyz_mm, dtype=float),
+        axis_u=frame.axis_u, axis_v=frame.axis_v, axis_source=frame.axis_source,
+        ray_u0_mm=u_lo, ray_du_mm=step, ray_nu=int(math.ceil((u_hi - u_lo) / step)) + 1,
+        ray_v0_mm=v_lo, ray_dv_mm=step, ray_nv=int(math.ceil((v_hi - v_lo) / step)) + 1,
+        ray_z0_mm=z_min, ray_dz_mm=step, ray_nz=int(math.ceil((z_max - z_min) / step)) + 1,
+    )
+
+
 def prepare_photon_tasks(beams, grid: Grid) -> list[PhotonBeamTask]:
     """Work orders for ``beams`` on ``grid``; beams that miss the grid are left out.
 
@@ -126,29 +158,12 @@ def prepare_photon_tasks(beams, grid: Grid) -> list[PhotonBeamTask]:
         If a source lies inside the grid or closer than ``MIN_SOURCE_DISTANCE_MM``
         to it along its axis.
     """
-    corners = _grid_corners(grid)
-    step = float(min(grid.spacing_xyz_mm))
     tasks = []
     for beam in beams:
-        frame = beam.frame
         machine = beam.machine
-        u, v, z = frame.to_bev(corners)
-        z_min, z_max = float(z.min()), float(z.max())
-        if z_min <= MIN_SOURCE_DISTANCE_MM:
-            raise PlanError(
-                f"beam {beam.name!r}: its source at {tuple(np.round(frame.source_xyz_mm, 1))} mm lies inside or "
-                f"within {MIN_SOURCE_DISTANCE_MM} mm of the patient grid along the beam axis; move the isocentre "
-                "or use a larger SAD"
-            )
-        reach = CUTOFF_SIGMA * machine.max_sigma_mm() * machine.sad_mm / z_min
-        ou0, ou1, ov0, ov1 = beam.open_extent_uv_mm()
-        u_lo, u_hi = max(ou0 - reach, float(u.min())), min(ou1 + reach, float(u.max()))
-        v_lo, v_hi = max(ov0 - reach, float(v.min())), min(ov1 + reach, float(v.max()))
-        if u_lo >= u_hi or v_lo >= v_hi:
+        lattice = ray_lattice(beam, grid, machine.max_sigma_mm())
+        if lattice is None:
             continue  # the beam's footprint misses the grid
-        nu = int(math.ceil((u_hi - u_lo) / step)) + 1
-        nv = int(math.ceil((v_hi - v_lo) / step)) + 1
-        nz = int(math.ceil((z_max - z_min) / step)) + 1
         # only the beamlets with weight reach the kernels
         rows, cols = np.nonzero(beam.weights_mu)
         weights = beam.weights_mu[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -159,13 +174,7 @@ def prepare_photon_tasks(beams, grid: Grid) -> list[PhotonBeamTask]:
             )
         ue, ve = beam.beamlet_edges_mm()
         tasks.append(PhotonBeamTask(
-            name=beam.name,
-            sad_mm=machine.sad_mm,
-            isocenter_xyz_mm=np.asarray(frame.isocenter_xyz_mm, dtype=float),
-            axis_u=frame.axis_u, axis_v=frame.axis_v, axis_source=frame.axis_source,
-            ray_u0_mm=u_lo, ray_du_mm=step, ray_nu=nu,
-            ray_v0_mm=v_lo, ray_dv_mm=step, ray_nv=nv,
-            ray_z0_mm=z_min, ray_dz_mm=step, ray_nz=nz,
+            **lattice,
             edge_u0_mm=float(ue[cols.min()]), beamlet_du_mm=beam.beamlet_mm[0],
             edge_v0_mm=float(ve[rows.min()]), beamlet_dv_mm=beam.beamlet_mm[1],
             weights_mu=weights,

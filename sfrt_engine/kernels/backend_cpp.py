@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..grid import Grid
+from ._proton_task import compiled_proton_arguments
 from ._task import PhotonBeamTask, compiled_arguments, pack_grid
 
 NAME = "cpp"
@@ -44,6 +45,9 @@ class CppBackend:
 
     def photon_dose(self, density, grid: Grid, tasks) -> np.ndarray:
         return self._core.photon_dose(*compiled_arguments(density, grid, tasks))
+
+    def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
+        return self._core.proton_dose(*compiled_proton_arguments(density, grid, tasks))
 
     def describe(self) -> dict:
         info = dict(self._core.build_info())

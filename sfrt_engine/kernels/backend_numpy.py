@@ -27,6 +27,16 @@ trilinear interpolation of the ray table (indices clamped) and ``T``, ``A_k``,
 
 ``a_i`` being the beamlet edges along u (likewise along v). No lateral cut-off:
 every beamlet contributes.
+
+Proton dose of a voxel
+----------------------
+Same frame, footprint and ray table (on relative stopping power). For each energy
+layer E with spots at ``(u_i, v_j)`` and weights ``W_ji`` [Gp]::
+
+    D = sum_E IDD_E(d) / (2 pi s^2) sum_j exp(-(v - v_j)^2 / (2 s_iso^2)) sum_i W_ji exp(-(u - u_i)^2 / (2 s_iso^2))
+    s = sigma_E(d) [mm], s_iso = s SAD / z
+
+with ``IDD_E`` and ``sigma_E`` linearly interpolated in depth (clamped). No cut-off.
 """
 
 from __future__ import annotations
@@ -116,21 +126,32 @@ def radiological_depth(density: np.ndarray, grid: Grid, task: PhotonBeamTask) ->
     return table
 
 
-def _beam_dose_chunk(task: PhotonBeamTask, table: np.ndarray, points: np.ndarray) -> np.ndarray:
+def _bev_depth(task, table: np.ndarray, points: np.ndarray):
+    """BEV coordinates and radiological depth of points inside the footprint.
+
+    Returns ``hit`` (bool, per point) and, for the hit points, ``u, v`` [mm, isocentre
+    plane], ``z`` [mm from the source] and the depth ``d`` [mm] from the ray table.
+    """
     sad = task.sad_mm
     q = points - task.isocenter_xyz_mm
     z = sad - q @ task.axis_source
-    dose = np.zeros(points.shape[0])
     u_lo, u_hi, v_lo, v_hi = task.footprint_uv_mm
     with np.errstate(divide="ignore", invalid="ignore"):
         u = (q @ task.axis_u) * sad / z
         v = (q @ task.axis_v) * sad / z
     hit = (z > MIN_SOURCE_DISTANCE_MM) & (u >= u_lo) & (u <= u_hi) & (v >= v_lo) & (v <= v_hi)
-    if not hit.any():
-        return dose
     u, v, z = u[hit], v[hit], z[hit]
     d = _trilinear(table, (v - task.ray_v0_mm) / task.ray_dv_mm, (u - task.ray_u0_mm) / task.ray_du_mm,
                    (z - task.ray_z0_mm) / task.ray_dz_mm)
+    return hit, u, v, z, d
+
+
+def _beam_dose_chunk(task: PhotonBeamTask, table: np.ndarray, points: np.ndarray) -> np.ndarray:
+    sad = task.sad_mm
+    dose = np.zeros(points.shape[0])
+    hit, u, v, z, d = _bev_depth(task, table, points)
+    if not hit.any():
+        return dose
     nodes = task.depth_step_mm * np.arange(task.depth_dose_gy_per_mu.size)
     t = np.interp(d, nodes, task.depth_dose_gy_per_mu)
     nv, nu = task.weights_mu.shape
@@ -149,21 +170,54 @@ def _beam_dose_chunk(task: PhotonBeamTask, table: np.ndarray, points: np.ndarray
     return dose
 
 
-def beam_dose(density: np.ndarray, grid: Grid, task: PhotonBeamTask, table: np.ndarray | None = None) -> np.ndarray:
-    """Dose [Gy] of one beam on the grid, float64 [z, y, x]."""
-    if table is None:
-        table = radiological_depth(density, grid, task)
+def _proton_dose_chunk(task, table: np.ndarray, points: np.ndarray) -> np.ndarray:
+    sad = task.sad_mm
+    dose = np.zeros(points.shape[0])
+    hit, u, v, z, d = _bev_depth(task, table, points)
+    if not hit.any():
+        return dose
+    nodes = task.depth_step_mm * np.arange(task.idd_gy_mm2_per_gp.shape[1])
+    total = np.zeros(u.shape)
+    for layer in task.layers:
+        idd = np.interp(d, nodes, task.idd_gy_mm2_per_gp[layer.energy_index])
+        s = np.interp(d, nodes, task.sigma_mm[layer.energy_index])
+        s_iso = s * sad / z
+        nv, nu = layer.weights_gp.shape
+        pu = layer.u0_mm + layer.du_mm * np.arange(nu)
+        pv = layer.v0_mm + layer.dv_mm * np.arange(nv)
+        gu = np.exp(-0.5 * ((u[:, None] - pu[None, :]) / s_iso[:, None]) ** 2)
+        gv = np.exp(-0.5 * ((v[:, None] - pv[None, :]) / s_iso[:, None]) ** 2)
+        lateral = np.einsum("nj,ji,ni->n", gv, layer.weights_gp, gu, optimize=True)
+        total += idd / (2.0 * np.pi * s * s) * lateral
+    dose[hit] = total
+    return dose
+
+
+def _over_grid(grid: Grid, chunk_fn) -> np.ndarray:
+    """Evaluate ``chunk_fn(points (n, 3))`` over every voxel centre in blocks; float64 [z, y, x]."""
     z, y, x = grid.coordinates_mm()
-    nz, ny, nx = grid.shape_zyx
     dose = np.empty(grid.size)
     zz = np.broadcast_to(z, grid.shape_zyx).ravel()
     yy = np.broadcast_to(y, grid.shape_zyx).ravel()
     xx = np.broadcast_to(x, grid.shape_zyx).ravel()
     for start in range(0, grid.size, _CHUNK):
         stop = min(start + _CHUNK, grid.size)
-        points = np.stack([xx[start:stop], yy[start:stop], zz[start:stop]], axis=1)
-        dose[start:stop] = _beam_dose_chunk(task, table, points)
-    return dose.reshape(nz, ny, nx)
+        dose[start:stop] = chunk_fn(np.stack([xx[start:stop], yy[start:stop], zz[start:stop]], axis=1))
+    return dose.reshape(grid.shape_zyx)
+
+
+def proton_beam_dose(density: np.ndarray, grid: Grid, task, table: np.ndarray | None = None) -> np.ndarray:
+    """Dose [Gy] of one proton beam on the grid (density = relative stopping power), float64 [z, y, x]."""
+    if table is None:
+        table = radiological_depth(density, grid, task)
+    return _over_grid(grid, lambda pts: _proton_dose_chunk(task, table, pts))
+
+
+def beam_dose(density: np.ndarray, grid: Grid, task: PhotonBeamTask, table: np.ndarray | None = None) -> np.ndarray:
+    """Dose [Gy] of one beam on the grid, float64 [z, y, x]."""
+    if table is None:
+        table = radiological_depth(density, grid, task)
+    return _over_grid(grid, lambda pts: _beam_dose_chunk(task, table, pts))
 
 
 class NumpyBackend:
@@ -181,6 +235,14 @@ class NumpyBackend:
         total = np.zeros(grid.shape_zyx)
         for task in tasks:
             total += beam_dose(density, grid, task)
+        return total
+
+    def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
+        """Sum of the proton beams' doses [Gy], float64 [z, y, x]; density is relative stopping power."""
+        density = np.asarray(density, dtype=np.float64)
+        total = np.zeros(grid.shape_zyx)
+        for task in tasks:
+            total += proton_beam_dose(density, grid, task)
         return total
 
     def describe(self) -> dict:

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from ..errors import MachineDataError
 from .photon import MAX_COMPONENTS, PhotonMachine, fit_photon_machine
+from .proton import ProtonMachine, build_proton_machine
 
-__all__ = ["load_machine", "builtin_machines", "PhotonMachine", "fit_photon_machine", "MAX_COMPONENTS"]
+__all__ = ["load_machine", "builtin_machines", "PhotonMachine", "ProtonMachine", "fit_photon_machine",
+           "build_proton_machine", "MAX_COMPONENTS"]
+
+_CACHE: dict[str, object] = {}
 
 _DATA = "data"
 
@@ -49,7 +53,7 @@ def _read(name_or_path) -> tuple[dict, bytes, str]:
     return data, raw, where
 
 
-def load_machine(name_or_path) -> PhotonMachine:
+def load_machine(name_or_path) -> PhotonMachine | ProtonMachine:
     """Load a built-in machine by name (e.g. ``"photon_6mv"``) or a machine JSON file.
 
     Raises
@@ -59,8 +63,18 @@ def load_machine(name_or_path) -> PhotonMachine:
     """
     data, raw, where = _read(name_or_path)
     digest = hashlib.sha256(raw).hexdigest()
+    if digest in _CACHE:  # machines are immutable: one build per file content
+        return _CACHE[digest]
+    machine = _build(data, digest, where)
+    _CACHE[digest] = machine
+    return machine
+
+
+def _build(data: dict, digest: str, where: str):
     modality = data.get("modality")
     try:
+        if modality == "proton":
+            return build_proton_machine(data, digest)
         if modality == "photon":
             pdd = data["reference_pdd"]
             cal = data["calibration"]
@@ -85,4 +99,4 @@ def load_machine(name_or_path) -> PhotonMachine:
         if isinstance(exc, MachineDataError):
             raise
         raise MachineDataError(f"{where}: malformed value ({exc})") from None
-    raise MachineDataError(f"{where}: modality {modality!r} is not supported; expected 'photon'")
+    raise MachineDataError(f"{where}: modality {modality!r} is not supported; expected 'photon' or 'proton'")
