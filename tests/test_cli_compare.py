@@ -1,0 +1,122 @@
+"""``sfrt compare`` (cli.py): exit codes, output files, options reaching the report, clear errors.
+
+Runs on the 5 mm phantom with the cpp backend (a few seconds per run on 2 cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+
+import pytest
+
+import sfrt_engine as se
+from sfrt_engine.cli import build_parser, main
+from sfrt_engine.plan.techniques import available_techniques
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FAST = ["--spacing", "5", "--backend", "cpp"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cpp():
+    ok, reason = se.available_backends()["cpp"]
+    if not ok:
+        pytest.skip(f"cpp backend unavailable: {reason}")
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["compare", "--out", str(out), *FAST, "-q"])
+    return code, out, stdout.getvalue(), stderr.getvalue()
+
+
+def test_compare_writes_report_and_plots(default_run):
+    code, out, stdout, stderr = default_run
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["eqd2_axial.png", "histograms.png", "report.json"]
+    for name in ("eqd2_axial.png", "histograms.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name  # a real figure, not a stub
+    report = json.loads((out / "report.json").read_text())
+    assert {"settings", "arms"} <= set(report) and set(report["arms"]) == {"CRT", "SFRT"}
+    assert report["settings"]["boost_mode"] == "integrated"
+    assert report["settings"]["backend_used"] == "cpp"
+    assert report["arms"]["CRT"]["structures"]["PTV"]["physical"]["d95_gy"] == pytest.approx(60.0, rel=1e-9)
+    assert stderr == ""  # -q: no progress bar
+
+
+def test_compare_prints_the_per_arm_table(default_run):
+    # the fixture redirects sys.stdout the way a wrapper script or notebook does: all of the
+    # command's output, the per-arm table included, must follow the current sys.stdout
+    _, out, stdout, _ = default_run
+    report = json.loads((out / "report.json").read_text())
+    assert "boost mode 'integrated'" in stdout
+    assert f"vertices: {report['vertices']['count']} x 15 mm on a hcp lattice" in stdout
+    for name in ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN"):
+        assert re.search(rf"^{name}\s+\d", stdout, re.M), name
+    # the PVDR line shows the report's values for CRT then SFRT, to 2 decimals
+    line = re.search(r"^PVDR\s+([\d.]+)\s+([\d.]+)\s*$", stdout, re.M)
+    assert line is not None
+    for value, arm in zip(line.groups(), ("CRT", "SFRT")):
+        assert float(value) == pytest.approx(report["arms"][arm]["sfrt_metrics"]["pvdr"], abs=0.005)
+
+
+def test_compare_options_reach_the_report(tmp_path, capsys):
+    code = main(["compare", "--out", str(tmp_path), *FAST, "--boost-mode", "separate", "--lattice", "cubic",
+                 "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10", "--alpha-beta", "SKIN=2.5"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "sfrt compare" in captured.err  # progress is shown without -q
+    report = json.loads((tmp_path / "report.json").read_text())
+    s = report["settings"]
+    assert (s["boost_mode"], s["lattice"], s["crt_fractions"], s["vertex_sessions"], s["vertex_dose_gy"]) == (
+        "separate", "cubic", 16, 3, 10.0)
+    assert s["alpha_beta_gy"] == {"SKIN": 2.5} and s["alpha_beta_resolved_gy"]["SKIN"] == 2.5
+    assert report["vertices"]["lattice"] == "cubic"
+    assert report["arms"]["SFRT"]["schedule"]["n_sessions"] == 16 + 3
+    assert report["arms"]["CRT"]["schedule"]["n_sessions"] == 16
+    assert "boost mode 'separate'" in captured.out
+
+
+@pytest.mark.parametrize("value", ["GTV=x", "GTV=-4", "GTV"])
+def test_bad_alpha_beta_is_a_clear_error(tmp_path, capsys, value):
+    code = main(["compare", "--out", str(tmp_path), *FAST, "-q", "--alpha-beta", value])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("sfrt: error: ") and repr(value) in err and "NAME=VALUE" in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_alpha_beta_for_unknown_structure(tmp_path, capsys):
+    code = main(["compare", "--out", str(tmp_path), *FAST, "-q", "--alpha-beta", "TUMOUR=4"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'TUMOUR'" in err and "not a structure" in err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_technique_choices_include_the_announced_ones():
+    parser = build_parser()
+    assert parser.parse_args(["compare", "--technique", "vmat"]).technique == "vmat"
+    assert parser.parse_args(["compare", "--technique", "impt"]).technique == "impt"
+    assert parser.parse_args(["compare"]).technique == "imrt"
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(io.StringIO()):
+        parser.parse_args(["compare", "--technique", "tomo"])
+    assert info.value.code == 2
+
+
+def test_unavailable_technique_fails_clearly(tmp_path, capsys):
+    if available_techniques()["vmat"] == "ok":
+        pytest.skip("vmat is available in this build")
+    code = main(["compare", "--out", str(tmp_path), *FAST, "-q", "--technique", "vmat"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "technique 'vmat' is unavailable" in err and "imrt" in err
+    assert not (tmp_path / "report.json").exists()
