@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .errors import PlanError, StructureError
 from .patient import Patient
@@ -135,8 +136,18 @@ def geud(dose_gy: np.ndarray, mask: np.ndarray, a: float) -> float:
     values = np.asarray(dose_gy, dtype=np.float64)[mask]
     if values.size == 0:
         raise StructureError("gEUD of an empty structure")
-    if a < 0 and np.any(values <= 0):
-        return 0.0  # a cold voxel dominates: the limit of the mean of D^a -> infinity
-    # scale by the maximum to keep D^a in range for large |a|
-    top = float(values.max())
-    return top * float(np.mean((values / top) ** a) ** (1.0 / a))
+    if np.any(values < 0) or not np.all(np.isfinite(values)):
+        raise PlanError("gEUD needs finite, non-negative doses")
+    if np.any(values == 0):
+        if a < 0:
+            return 0.0  # a cold voxel dominates: mean of D^a -> infinity
+        values = values[values > 0]
+        if values.size == 0:
+            return 0.0
+        # zeros add nothing to the sum for a > 0 but count in the mean
+        n_total = int(np.count_nonzero(mask))
+    else:
+        n_total = values.size
+    # log-sum-exp keeps D^a in range for any |a|
+    log_mean = logsumexp(a * np.log(values)) - np.log(n_total)
+    return float(np.exp(log_mean / a))

@@ -131,7 +131,7 @@ class Grid:
         idx = np.rint(f).astype(int)
         if np.any(idx < 0) or np.any(idx >= np.array(self.shape_xyz)):
             raise GridError(
-                f"point {tuple(p)} mm lies outside the grid (bounds {self.bounds_xyz_mm.tolist()} mm)"
+                f"point {tuple(p.tolist())} mm lies outside the grid (bounds {self.bounds_xyz_mm.tolist()} mm)"
             )
         return (int(idx[2]), int(idx[1]), int(idx[0]))
 

@@ -24,6 +24,7 @@ from .biology import alpha_beta_map
 from .compare import ComparisonSettings, Prepared, arm_schedule, evaluate_arm, prepare
 from .errors import PlanError
 from .patient import Patient
+from .plan.schedule import SESSIONS_PER_WEEK
 
 __all__ = ["evaluate_schedules", "save_csv", "ROW_STRUCTURES"]
 
@@ -75,7 +76,9 @@ def evaluate_schedules(prepared: Prepared | None = None, *, patient: Patient | N
         comparison's ``.prepared``; computed once from ``patient`` and ``settings``
         (default: the sarcoma phantom and default settings) when not given.
     vertex_dose_gy, vertex_sessions, crt_fractions, boost_mode : value or sequence
-        Axes of the schedule grid (protocol ranges: 8-15 Gy, 3-4, 15-20).
+        Axes of the schedule grid (protocol ranges: 8-15 Gy, 3-4, 15-20). Combinations
+        whose m weekly vertex sessions do not fit in n fractions (m = 4 needs n >= 16)
+        are left out of the table.
     alpha_beta_gy : dict or sequence of dict
         Alpha/beta overrides per structure (each dict is one point of the grid).
 
@@ -96,6 +99,8 @@ def evaluate_schedules(prepared: Prepared | None = None, *, patient: Patient | N
     for dv, m, n, mode, ab in itertools.product(_as_list(vertex_dose_gy), _as_list(vertex_sessions),
                                                _as_list(crt_fractions), _as_list(boost_mode),
                                                _as_list(alpha_beta_gy)):
+        if SESSIONS_PER_WEEK * (int(m) - 1) >= int(n):
+            continue  # week m never starts: not a schedule of the protocol
         label = _ab_label(ab)
         if label not in ab_maps:
             ab_maps[label] = alpha_beta_map(prepared.patient, ab)

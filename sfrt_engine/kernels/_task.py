@@ -129,7 +129,7 @@ def ray_lattice(beam, grid: Grid, max_sigma_mm: float) -> dict | None:
     z_min, z_max = float(z.min()), float(z.max())
     if z_min <= MIN_SOURCE_DISTANCE_MM:
         raise PlanError(
-            f"beam {beam.name!r}: its source at {tuple(np.round(frame.source_xyz_mm, 1))} mm lies inside or "
+            f"beam {beam.name!r}: its source at {tuple(np.round(frame.source_xyz_mm, 1).tolist())} mm lies inside or "
             f"within {MIN_SOURCE_DISTANCE_MM} mm of the patient grid along the beam axis; move the isocentre "
             "or use a larger SAD"
         )
@@ -140,11 +140,15 @@ def ray_lattice(beam, grid: Grid, max_sigma_mm: float) -> dict | None:
     v_lo, v_hi = max(ov0 - reach, float(v.min())), min(ov1 + reach, float(v.max()))
     if u_lo >= u_hi or v_lo >= v_hi:
         return None
+    # nodes on whole multiples of the step: the lattice is symmetric about the central axis, so
+    # mirrored set-ups sample depth at mirrored points
+    iu0, iu1 = math.floor(u_lo / step), math.ceil(u_hi / step)
+    iv0, iv1 = math.floor(v_lo / step), math.ceil(v_hi / step)
     return dict(
         name=beam.name, sad_mm=frame.sad_mm, isocenter_xyz_mm=np.asarray(frame.isocenter_xyz_mm, dtype=float),
         axis_u=frame.axis_u, axis_v=frame.axis_v, axis_source=frame.axis_source,
-        ray_u0_mm=u_lo, ray_du_mm=step, ray_nu=int(math.ceil((u_hi - u_lo) / step)) + 1,
-        ray_v0_mm=v_lo, ray_dv_mm=step, ray_nv=int(math.ceil((v_hi - v_lo) / step)) + 1,
+        ray_u0_mm=iu0 * step, ray_du_mm=step, ray_nu=iu1 - iu0 + 1,
+        ray_v0_mm=iv0 * step, ray_dv_mm=step, ray_nv=iv1 - iv0 + 1,
         ray_z0_mm=z_min, ray_dz_mm=step, ray_nz=int(math.ceil((z_max - z_min) / step)) + 1,
     )
 

@@ -67,7 +67,7 @@ def body_entry_point(patient: Patient, point_xyz_mm, direction) -> np.ndarray:
             return p + b * d
         t_prev = t
     raise PlanError(
-        f"patient {patient.name!r}: the line through {tuple(p)} mm along {tuple(d)} never enters BODY"
+        f"patient {patient.name!r}: the line through {tuple(p.tolist())} mm along {tuple(d.tolist())} never enters BODY"
     )
 
 

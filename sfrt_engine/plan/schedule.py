@@ -119,6 +119,9 @@ def sfrt_schedule(crt_fractions: int = 20, vertex_sessions: int = 4, vertex_dose
     if boost_mode not in BOOST_MODES:
         raise PlanError(f"boost_mode={boost_mode!r}: expected one of {', '.join(BOOST_MODES)}")
     dv = float(vertex_dose_gy)
+    if SESSIONS_PER_WEEK * (m - 1) >= n:
+        raise PlanError(f"vertex_sessions={m} needs at least {SESSIONS_PER_WEEK * (m - 1) + 1} CRT fractions "
+                        f"(the vertex session opens week {m}), got crt_fractions={n}")
     boost_days = {SESSIONS_PER_WEEK * w for w in range(m)}
     sessions: list[Session] = []
     if boost_mode == "integrated":
