@@ -150,6 +150,15 @@ def test_no_dose_is_recomputed(prepared, monkeypatch):
     assert out[1]["n_sessions"] == 18
 
 
+def test_vertex_weeks_beyond_the_course_are_left_out(prepared):
+    # 15 fractions are 3 weeks: a 4th weekly vertex session never happens, so (n=15, m=4) is no schedule
+    out = evaluate_schedules(prepared, vertex_dose_gy=12.0, vertex_sessions=[3, 4], crt_fractions=[15, 16],
+                             boost_mode="separate")
+    points = [(r["crt_fractions"], r["vertex_sessions"]) for r in out if r["arm"] == "SFRT"]
+    assert points == [(15, 3), (16, 3), (16, 4)]
+    assert all(r["n_sessions"] == r["crt_fractions"] + r["vertex_sessions"] for r in out if r["arm"] == "SFRT")
+
+
 def test_empty_axis_is_an_error(prepared):
     with pytest.raises(PlanError, match="at least one value"):
         evaluate_schedules(prepared, vertex_dose_gy=[])
