@@ -15,8 +15,7 @@ import pytest
 
 import sfrt_engine as se
 from sfrt_engine import PlanError, StructureError
-from sfrt_engine.biology import (DEFAULT_ALPHA_BETA_GY, alpha_beta_map, bed, eqd2, geud, parse_alpha_beta,
-                                 physical_dose)
+from sfrt_engine.biology import DEFAULT_ALPHA_BETA_GY, alpha_beta_map, bed, eqd2, geud, parse_alpha_beta, physical_dose
 from sfrt_engine.plan import Schedule, Session, crt_schedule, sfrt_schedule
 
 # The inputs are exact binary fractions (3, 1, 4, 12 ...) and the sums have at most a few

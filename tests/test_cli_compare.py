@@ -37,7 +37,7 @@ def default_run(tmp_path_factory):
 
 
 def test_compare_writes_report_and_plots(default_run):
-    code, out, stdout, stderr = default_run
+    code, out, _, stderr = default_run
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == ["eqd2_axial.png", "histograms.png", "report.json"]
     for name in ("eqd2_axial.png", "histograms.png"):
@@ -59,9 +59,9 @@ def test_compare_prints_the_per_arm_table(default_run):
     assert "boost mode 'integrated'" in stdout
     assert f"vertices: {report['vertices']['count']} x 15 mm on a hcp lattice" in stdout
     for name in ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN"):
-        assert re.search(rf"^{name}\s+\d", stdout, re.M), name
+        assert re.search(rf"^{name}\s+\d", stdout, re.MULTILINE), name
     # the PVDR line shows the report's values for CRT then SFRT, to 2 decimals
-    line = re.search(r"^PVDR\s+([\d.]+)\s+([\d.]+)\s*$", stdout, re.M)
+    line = re.search(r"^PVDR\s+([\d.]+)\s+([\d.]+)\s*$", stdout, re.MULTILINE)
     assert line is not None
     for value, arm in zip(line.groups(), ("CRT", "SFRT")):
         assert float(value) == pytest.approx(report["arms"][arm]["sfrt_metrics"]["pvdr"], abs=0.005)
