@@ -1,0 +1,19 @@
+"""Errors of the file interfaces; each also derives from ``ValueError`` (STYLE 8)."""
+
+from __future__ import annotations
+
+from ..errors import SfrtError
+
+__all__ = ["DicomError", "ResultsFileError", "MachineMismatchError"]
+
+
+class DicomError(SfrtError, ValueError):
+    """A DICOM file or series cannot be used; the message names the file or ROI and the problem."""
+
+
+class ResultsFileError(SfrtError, ValueError):
+    """An HDF5 results file cannot be read; the message names the file and the problem."""
+
+
+class MachineMismatchError(ResultsFileError):
+    """A results file's beams were computed with a machine file other than the one available now."""
