@@ -1,0 +1,85 @@
+"""export_run / export_comparison: one call writes every file of a run."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pydicom
+import pytest
+
+import sfrt_engine as se
+from sfrt_engine import io
+from sfrt_engine.plan.vertices import VertexLattice
+
+
+@pytest.fixture
+def small_run(machine):
+    patient = se.phantoms.water_box((40.0, 30.0, 24.0), 3.0)
+    z, y, x = patient.grid.coordinates_mm()
+    centre = np.array([0.0, 0.0, 0.0])
+    labels = ((x**2 + y**2 + z**2) < 7.5**2).astype(np.int16)
+    patient.structures["GTV"] = (np.abs(x) < 15) & (np.abs(y) < 12) & (np.abs(z) < 10)
+    patient.structures["VERTICES"] = labels > 0
+    patient.structures["VALLEY"] = patient.structures["GTV"] & ~patient.structures["VERTICES"]
+    vertices = VertexLattice(centre[None], 15.0, 30.0, "hcp", np.zeros(3), 0.0, labels, "GTV", {})
+    rng = np.random.default_rng(1)
+    shape = patient.grid.shape_zyx
+    beams = [se.plan.Beam(machine, (0.0, 0.0, 0.0), 0.0, np.ones((2, 2)), 5.0, (0.0, 0.0), name="B")]
+    components = {"CRT": SimpleNamespace(beams=beams, dose_gy=rng.random(shape), backend="cpp"),
+                  "BOOST": SimpleNamespace(beams=beams, dose_gy=rng.random(shape), backend="cpp")}
+    settings = se.ComparisonSettings()
+    comparison = SimpleNamespace(
+        prepared=SimpleNamespace(patient=patient, settings=settings, vertices=vertices, components=components),
+        physical_gy={"CRT": 60 * rng.random(shape), "SFRT": 100 * rng.random(shape)},
+        eqd2_gy={"CRT": 70 * rng.random(shape), "SFRT": 180 * rng.random(shape)},
+        report={"settings": {"alpha_beta_resolved_gy": {"GTV": 4.0, "SKIN": 2.0}}, "arms": {}})
+    return comparison
+
+
+def test_export_comparison_writes_every_file(small_run, tmp_path):
+    written = io.export_comparison(tmp_path / "out", small_run)
+    out = tmp_path / "out"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["CT", "RTDOSE_CRT_EQD2.dcm", "RTDOSE_CRT_PHYSICAL.dcm", "RTDOSE_SFRT_EQD2.dcm",
+                     "RTDOSE_SFRT_PHYSICAL.dcm", "RTSTRUCT_lattice.dcm", "results.h5"]
+    assert len(written["rtdose"]) == 4 and len(written["ct"]) == small_run.prepared.patient.grid.shape_zyx[0]
+    eqd2 = pydicom.dcmread(out / "RTDOSE_SFRT_EQD2.dcm")
+    assert eqd2.DoseType == "EFFECTIVE"
+    assert eqd2.ImageComments == "SFRT EQD2, vertex boost integrated; alpha/beta GTV 4 Gy, SKIN 2 Gy"
+    assert eqd2.DoseComment.startswith("SFRT EQD2, vertex boost integrated; alpha/beta GTV 4 Gy")
+    assert pydicom.dcmread(out / "RTDOSE_CRT_PHYSICAL.dcm").DoseType == "PHYSICAL"
+    dose = io.read_rtdose(out / "RTDOSE_SFRT_EQD2.dcm")
+    assert np.max(np.abs(dose.gy - small_run.eqd2_gy["SFRT"])) <= 0.5 * float(eqd2.DoseGridScaling) * (1 + 1e-6)
+    rs = pydicom.dcmread(out / "RTSTRUCT_lattice.dcm")
+    assert [r.ROIName for r in rs.StructureSetROISequence] == ["VERTEX_01", "VERTICES", "VALLEY"]
+    frames = {pydicom.dcmread(p).FrameOfReferenceUID for p in out.glob("RTDOSE_*.dcm")}
+    assert frames == {rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID,
+                      pydicom.dcmread(written["ct"][0]).FrameOfReferenceUID}
+    res = io.load(out / "results.h5")
+    assert list(res.doses) == ["CRT", "SFRT"] and list(res.unit_doses) == ["CRT", "BOOST"]
+    assert np.array_equal(res.eqd2["SFRT"], small_run.eqd2_gy["SFRT"])
+    assert res.settings["boost_mode"] == "integrated" and res.vertices.count == 1
+    assert res.provenance["backend"] == "cpp"
+
+
+def test_export_run_of_a_dicom_patient_writes_no_ct(dicom_factory, shapes, tmp_path):
+    series = dicom_factory.ct()
+    dicom_factory.rtstruct(series, {"VERTICES": [shapes.circle(-10, -20, 4, series.z_mm(3))]})
+    patient = io.read_dicom(series.folder)
+    dose = np.ones(patient.grid.shape_zyx)
+    written = io.export_run(tmp_path / "out", patient, {"SFRT": dose}, {"SFRT": 2 * dose}, {"arms": {}},
+                            {"boost_mode": "separate"}, "GTV 4 Gy", "separate", vertex_names=("VERTICES",))
+    assert written["ct"] == []
+    rd = pydicom.dcmread(written["rtdose"][1])
+    assert rd.FrameOfReferenceUID == series.frame_uid and rd.StudyInstanceUID == series.study_uid
+    assert "vertex boost separate" in rd.DoseComment
+    rs = pydicom.dcmread(written["rtstruct"])
+    images = rs.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert images.SeriesInstanceUID == series.series_uid
+
+
+def test_export_run_needs_both_doses_per_arm(small_run, tmp_path):
+    patient = small_run.prepared.patient
+    with pytest.raises(ValueError, match=r"doses has arms \['CRT'\] but eqd2 has \[\]"):
+        io.export_run(tmp_path, patient, {"CRT": np.zeros(patient.grid.shape_zyx)}, {}, None, {}, "", "integrated")
