@@ -6,17 +6,39 @@
 - :func:`write_rtdose`, :func:`write_rtstruct`, :func:`write_ct`: RT Dose (physical or EQD2), the
   vertex lattice as RT Structure Set, and the CT of a phantom; :func:`read_rtdose` reads a dose back.
 - :func:`export_run` / :func:`export_comparison`: all of it for one SFRT vs CRT run, in one call.
+
+h5py, pydicom and contourpy are imported on first use of a function that needs them, so
+``import sfrt_engine`` stays light (STYLE 1).
 """
 
-from ._errors import DicomError, MachineMismatchError, ResultsFileError
-from ._hdf5_load import load
-from ._hdf5_save import save
-from .dicom_read import read_dicom, read_rtdose
-from .dicom_write import write_ct, write_rtdose
-from .export import describe_alpha_beta, export_comparison, export_run
-from .hdf5 import SCHEMA_VERSION, Results
-from .rtstruct_write import write_rtstruct
+from __future__ import annotations
 
-__all__ = ["DicomError", "MachineMismatchError", "ResultsFileError", "read_dicom", "read_rtdose", "write_ct",
-           "write_rtdose", "describe_alpha_beta", "export_comparison", "export_run", "SCHEMA_VERSION", "Results",
-           "load", "save", "write_rtstruct"]
+import importlib
+
+from ._errors import DicomError, MachineMismatchError, ResultsFileError
+
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "save": "._hdf5_save", "load": "._hdf5_load", "Results": ".hdf5", "SCHEMA_VERSION": ".hdf5",
+    "read_dicom": ".dicom_read", "read_rtdose": ".dicom_read", "write_rtdose": ".dicom_write",
+    "write_ct": ".dicom_write", "write_rtstruct": ".rtstruct_write", "export_run": ".export",
+    "export_comparison": ".export", "describe_alpha_beta": ".export",
+}
+
+__all__ = [
+    "DicomError", "MachineMismatchError", "ResultsFileError", "save", "load", "Results", "SCHEMA_VERSION",
+    "read_dicom", "read_rtdose", "write_rtdose", "write_ct", "write_rtstruct", "export_run", "export_comparison",
+    "describe_alpha_beta",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

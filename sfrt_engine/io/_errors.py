@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ..errors import SfrtError
 
-__all__ = ["DicomError", "ResultsFileError", "MachineMismatchError"]
+__all__ = ["DicomError", "ResultsFileError", "MachineMismatchError", "malformed_dicom"]
 
 
 class DicomError(SfrtError, ValueError):
@@ -17,3 +19,14 @@ class ResultsFileError(SfrtError, ValueError):
 
 class MachineMismatchError(ResultsFileError):
     """A results file's beams were computed with a machine file other than the one available now."""
+
+
+@contextmanager
+def malformed_dicom(where):
+    """Turn an attribute that is missing or of the wrong form, deep in a DICOM object, into a DicomError."""
+    try:
+        yield
+    except DicomError:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DicomError(f"{where}: malformed DICOM ({type(exc).__name__}: {exc})") from None

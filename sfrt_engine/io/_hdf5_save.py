@@ -23,12 +23,12 @@ __all__ = ["save"]
 _ZYX = "z,y,x"
 
 
-def _key(name: str, index: int) -> str:
-    """HDF5-safe link name: the name itself where possible (``/`` and ``.`` names are escaped)."""
+def _key(name: str) -> str:
+    """HDF5-safe, one-to-one link name: the name, percent-encoded where needed (``/``, ``%``, ``.`` and ``..``)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"names must be non-empty strings, got {name!r}")
-    key = quote(name, safe=" -_+=()[]{},;:#@!~'")
-    return key if key not in (".", "..") else f"{index:03d}{key}"
+    key = quote(name, safe=" -_+=()[]{},;:#@!~'.")
+    return key if key not in (".", "..") else key.replace(".", "%2E")
 
 
 def _dataset(group, key: str, data, units: str, axis_order: str, **attrs):
@@ -53,8 +53,8 @@ def _write_patient(f: h5py.File, patient: Patient) -> None:
     g.attrs["dicom"] = to_json(getattr(patient, "dicom", None), "patient.dicom")
     _dataset(g, "hu", patient.hu, "HU", _ZYX)
     s = g.create_group("structures", track_order=True)
-    for i, name in enumerate(patient.structures):
-        _dataset(s, _key(name, i), patient.structures[name], "1 (boolean mask)", _ZYX, name=name)
+    for name in patient.structures:
+        _dataset(s, _key(name), patient.structures[name], "1 (boolean mask)", _ZYX, name=name)
     c = g.create_group("calibration")
     c.attrs["name"] = patient.calibration.name
     _dataset(c, "hu", np.asarray(patient.calibration.hu), "HU", "node")
@@ -91,8 +91,8 @@ def _machines_of(sets: dict[str, list[Beam]]) -> dict[str, str]:
 def _write_beams(f: h5py.File, layout: str, sets: dict[str, list[Beam]]) -> None:
     g = f.create_group("beams", track_order=True)
     g.attrs["layout"] = layout
-    for i, (set_name, items) in enumerate(sets.items()):
-        s = g.create_group(_key(set_name, i), track_order=True)
+    for set_name, items in sets.items():
+        s = g.create_group(_key(set_name), track_order=True)
         s.attrs["name"] = set_name
         for j, b in enumerate(items):
             bg = s.create_group(f"{j:04d}")
@@ -127,9 +127,9 @@ def _dose_array(name: str, value, group: str, grid: Grid | None) -> tuple[np.nda
 
 def _write_doses(f: h5py.File, group: str, doses: Mapping, grid: Grid | None) -> None:
     g = f.create_group(group, track_order=True)
-    for i, (name, value) in enumerate(doses.items()):
+    for name, value in doses.items():
         arr, attrs = _dose_array(name, value, group, grid)
-        _dataset(g, _key(name, i), arr, "Gy", _ZYX, name=name, quantity=DOSE_GROUPS[group], **attrs)
+        _dataset(g, _key(name), arr, "Gy", _ZYX, name=name, quantity=DOSE_GROUPS[group], **attrs)
 
 
 def _write_vertices(f: h5py.File, vertices) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..grid import Grid
-from ._errors import DicomError
+from ._errors import DicomError, malformed_dicom
 from ._polygons import fill_even_odd
 
 __all__ = ["read_structures"]
@@ -69,17 +69,18 @@ def _rois(dataset, path: Path, frame_uid: str) -> dict[str, int]:
     return names
 
 
-def _contours(dataset, path: Path) -> dict[int, list[np.ndarray]]:
+def _contours(dataset, path: Path, names: dict[int, str]) -> dict[int, list[np.ndarray]]:
     """ROI number -> closed planar contours, each an (n, 3) array of points [mm]."""
     out: dict[int, list[np.ndarray]] = defaultdict(list)
     for item in dataset.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
+        name = names.get(number, f"number {number}")
         for k, contour in enumerate(item.get("ContourSequence", [])):
             if str(contour.get("ContourGeometricType", "")) != "CLOSED_PLANAR":
                 continue
             data = np.asarray([float(v) for v in contour.get("ContourData", [])], dtype=float)
             if data.size % 3 or data.size < 9 or not np.all(np.isfinite(data)):
-                raise DicomError(f"{path}: ROI number {number}, contour {k}: ContourData has {data.size} values; "
+                raise DicomError(f"{path}: ROI {name!r}, contour {k}: ContourData has {data.size} values; "
                                  "a closed planar contour needs at least 3 finite (x, y, z) points")
             out[number].append(data.reshape(-1, 3))
     return out
@@ -120,9 +121,10 @@ def read_structures(dataset, path: Path, grid: Grid, frame_uid: str, structures=
         SOPInstanceUID, StructureSetLabel, the ROI name of each mask and the ROIs skipped for having no
         closed planar contours.
     """
-    available = _rois(dataset, path, frame_uid)
-    wanted = _requested(structures, available, path)
-    contours = _contours(dataset, path)
+    with malformed_dicom(path):
+        available = _rois(dataset, path, frame_uid)
+        wanted = _requested(structures, available, path)
+        contours = _contours(dataset, path, {number: name for name, number in available.items()})
     masks, skipped = {}, []
     for new_name, roi in wanted.items():
         found = contours.get(available[roi], [])

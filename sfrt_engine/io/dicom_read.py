@@ -20,7 +20,7 @@ from ..dose import Dose
 from ..grid import Grid
 from ..patient import Patient
 from ._dicom_common import CT_IMAGE_STORAGE, IDENTITY_KEYS, RT_DOSE_STORAGE, RT_STRUCTURE_SET_STORAGE
-from ._errors import DicomError
+from ._errors import DicomError, malformed_dicom
 from ._rtstruct_read import read_structures
 
 __all__ = ["read_dicom", "read_rtdose"]
@@ -52,7 +52,7 @@ def _scan(folder: Path) -> tuple[list, list, list]:
         header = _read_file(path, stop_before_pixels=True)
         sop_class = str(header.get("SOPClassUID", ""))
         modality = str(header.get("Modality", ""))
-        if sop_class == CT_IMAGE_STORAGE or (modality == "CT" and not sop_class):
+        if sop_class == CT_IMAGE_STORAGE or modality == "CT":
             cts.append((path, header))
         elif sop_class == RT_STRUCTURE_SET_STORAGE or modality == "RTSTRUCT":
             structs.append((path, header))
@@ -88,9 +88,10 @@ def _check_orientation(path: Path, header) -> None:
                          "head-first-supine CT with orientation [1, 0, 0, 0, 1, 0] is supported")
 
 
-def _one(values: dict, what: str, folder: Path, advice: str) -> str:
+def _one(values: dict, what: str, folder: Path, advice: str, labels: dict | None = None) -> str:
     if len(values) != 1:
-        listing = "; ".join(f"{uid} ({n} slices)" for uid, n in values.items())
+        listing = "; ".join(f"{uid} ({n} slice{'s' * (n != 1)}{', ' + repr(labels[uid]) if labels else ''})"
+                            for uid, n in values.items())
         raise DicomError(f"{folder}: CT slices belong to {len(values)} different {what}: {listing}. {advice}")
     return next(iter(values))
 
@@ -98,7 +99,8 @@ def _one(values: dict, what: str, folder: Path, advice: str) -> str:
 def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
     """Slices ordered along the normal, and the uniform slice spacing [mm]; rejects gaps and duplicates."""
     series = Counter(str(h.get("SeriesInstanceUID", "")) for _, h in cts)
-    _one(series, "series", folder, "Mixed series: keep one CT series per folder.")
+    labels = {str(h.get("SeriesInstanceUID", "")): str(h.get("SeriesDescription", "") or "") for _, h in cts}
+    _one(series, "series", folder, "Mixed series: keep one CT series per folder.", labels)
     frames = Counter(str(h.get("FrameOfReferenceUID", "")) for _, h in cts)
     _one(frames, "FrameOfReferenceUIDs", folder, "All slices of a series must share one frame of reference.")
     for path, h in cts:
@@ -146,7 +148,11 @@ def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
 
 
 def _hu(path: Path, header_rows: int, header_cols: int) -> np.ndarray:
-    full = _read_file(path)
+    with malformed_dicom(path):
+        return _rescaled(_read_file(path), path, header_rows, header_cols)
+
+
+def _rescaled(full, path: Path, header_rows: int, header_cols: int) -> np.ndarray:
     if int(full.get("SamplesPerPixel", 1)) != 1 or full.get("PhotometricInterpretation") != "MONOCHROME2":
         raise DicomError(f"{path}: expected a MONOCHROME2 greyscale CT image, got "
                          f"{full.get('PhotometricInterpretation')} with {full.get('SamplesPerPixel')} samples")
@@ -203,12 +209,13 @@ def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) 
     """
     folder = Path(folder)
     cts, structs, skipped = _scan(folder)
-    cts, dz = _sort_slices(cts, folder)
-    first = cts[0][1]
-    rows, cols = int(first.Rows), int(first.Columns)
-    row_mm, col_mm = (float(v) for v in first.PixelSpacing)
-    grid = Grid((len(cts), rows, cols), (col_mm, row_mm, dz),
-                tuple(float(v) for v in first.ImagePositionPatient))
+    with malformed_dicom(folder):
+        cts, dz = _sort_slices(cts, folder)
+        first = cts[0][1]
+        rows, cols = int(first.Rows), int(first.Columns)
+        row_mm, col_mm = (float(v) for v in first.PixelSpacing)
+        grid = Grid((len(cts), rows, cols), (col_mm, row_mm, dz),
+                    tuple(float(v) for v in first.ImagePositionPatient))
     hu = np.stack([_hu(path, rows, cols) for path, _ in cts]).astype(np.float32)
     ident = _identity(first, folder, cts)
     masks: dict = {}
@@ -237,6 +244,11 @@ def read_rtdose(path) -> Dose:
     """
     path = Path(path)
     dataset = _read_file(path)
+    with malformed_dicom(path):
+        return _dose(dataset, path)
+
+
+def _dose(dataset, path: Path) -> Dose:
     if str(dataset.get("SOPClassUID", "")) != RT_DOSE_STORAGE:
         raise DicomError(f"{path}: not an RT Dose file (SOP Class {dataset.get('SOPClassUID', 'missing')})")
     _check_orientation(path, dataset)

@@ -47,7 +47,7 @@ def test_non_uniform_spacing(series):
 
 def test_mixed_series(series):
     _edit(series.files[0], SeriesInstanceUID=generate_uid())
-    with pytest.raises(io.DicomError, match=r"2 different series: .*\(5 slices\); .*\(1 slices\)\. Mixed series"):
+    with pytest.raises(io.DicomError, match=r"2 different series: .*\(5 slices, ''\); .*\(1 slice, ''\)\. Mixed series"):
         io.read_dicom(series.folder)
 
 
@@ -156,5 +156,21 @@ def test_two_structure_sets(dicom_factory, series, shapes):
 
 def test_bad_contour_data(dicom_factory, series):
     dicom_factory.rtstruct(series, {"GTV": [[[-20.0, -35.0, series.z_mm(2)], [-19.0, -35.0, series.z_mm(2)]]]})
-    with pytest.raises(io.DicomError, match="contour 0: ContourData has 6 values"):
+    with pytest.raises(io.DicomError, match="ROI 'GTV', contour 0: ContourData has 6 values"):
+        io.read_dicom(series.folder)
+
+
+def test_malformed_structure_set(dicom_factory, series, shapes):
+    path = dicom_factory.rtstruct(series, {"GTV": [shapes.circle(-20, -35, 3, series.z_mm(2))]})
+    ds = pydicom.dcmread(path)
+    del ds.ROIContourSequence[0].ReferencedROINumber
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(io.DicomError, match=r"RS\.dcm: malformed DICOM \(AttributeError: .*ReferencedROINumber"):
+        io.read_dicom(series.folder)
+
+
+def test_malformed_pixel_spacing(series):
+    for path in series.files:
+        _edit(path, PixelSpacing=[0.0, 1.5])
+    with pytest.raises(io.DicomError, match=r"case: malformed DICOM \(GridError: spacing_xyz_mm=.*must be > 0 mm"):
         io.read_dicom(series.folder)

@@ -83,3 +83,9 @@ def test_export_run_needs_both_doses_per_arm(small_run, tmp_path):
     patient = small_run.prepared.patient
     with pytest.raises(ValueError, match=r"doses has arms \['CRT'\] but eqd2 has \[\]"):
         io.export_run(tmp_path, patient, {"CRT": np.zeros(patient.grid.shape_zyx)}, {}, None, {}, "", "integrated")
+
+
+def test_public_names_resolve():
+    for name in io.__all__:
+        assert getattr(io, name) is not None, name
+    assert set(io.__all__) == set(dir(io)) & set(io.__all__)

@@ -23,6 +23,8 @@ def run(machine):
     patient.hu[:] = rng.normal(0.0, 50.0, patient.grid.shape_zyx)
     patient.structures["GTV"] = rng.random(patient.grid.shape_zyx) < 0.3
     patient.structures["odd/name."] = rng.random(patient.grid.shape_zyx) < 0.1
+    patient.structures["."] = rng.random(patient.grid.shape_zyx) < 0.1
+    patient.structures["%2E"] = rng.random(patient.grid.shape_zyx) < 0.1
     patient.dicom = {"StudyInstanceUID": "1.2.3", "FrameOfReferenceUID": "1.2.4", "PatientID": "P1"}
     beam = se.plan.Beam(machine, (0.0, 0.0, 0.0), 90.0, rng.random((3, 4)), (5.0, 2.5), (-7.5, -2.5),
                         couch_deg=10.0, collimator_deg=5.0, name="B1")
