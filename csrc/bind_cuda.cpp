@@ -1,5 +1,5 @@
 // pybind11 module sfrt_engine.kernels._cuda: argument checks and array plumbing
-// for the CUDA drivers (csrc/cuda/photon_cuda.cu). Same trace_rays / photon_dose
+// for the CUDA drivers (csrc/cuda/dose_cuda.cu). Same trace_rays / photon_dose
 // as _core, plus device queries. Importing this module makes no CUDA call, so it
 // imports on machines without a GPU or driver; probe() says whether it can run.
 #include <pybind11/numpy.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda/photon_cuda.h"
+#include "cuda/dose_cuda.h"
 #include "params.h"
 
 namespace py = pybind11;

@@ -1,7 +1,7 @@
 """The CUDA backend: ``sfrt_engine.kernels._cuda``, built by nvcc where it is found.
 
-The kernels (``csrc/cuda/photon_kernels.cuh``) call the same physics headers as
-the C++ backend; the driver (``csrc/cuda/photon_cuda.cu``) keeps the dose on the
+The kernels (``csrc/cuda/dose_kernels.cuh``) call the same physics headers as
+the C++ backend; the driver (``csrc/cuda/dose_cuda.cu``) keeps the dose on the
 device across beams, plans device memory before allocating (one pass, or all ray
 tables first and the dose in z-chunks, bit-identical) and raises
 ``_cuda.DeviceMemoryError``, turned here into

@@ -1,6 +1,6 @@
 """The CuPy backend: the cuda backend's kernels, compiled at run time by NVRTC.
 
-``cupy.RawModule`` compiles ``csrc/cuda/photon_kernels.cuh`` (which includes
+``cupy.RawModule`` compiles ``csrc/cuda/dose_kernels.cuh`` (which includes
 ``csrc/physics/*.h`` and ``csrc/params.h``) with ``-I`` pointing at the headers,
 so compiler messages name the real files. The headers come from the package
 data ``sfrt_engine/kernels/include/`` of an installed wheel, or from the source
@@ -9,7 +9,7 @@ CuPy caches the compiled module on disk keyed by the source text, which only
 ``#include``s the headers; a digest of the headers in that text makes a header
 change a new key.
 
-The driver mirrors ``csrc/cuda/photon_cuda.cu``: per beam, upload its parameters
+The driver mirrors ``csrc/cuda/dose_cuda.cu``: per beam, upload its parameters
 and tables once, trace its ray table on the device, launch one dose kernel; the
 dose stays on the device across beams. Device memory is planned first
 (:func:`plan_memory`, the same policy and messages as ``_cuda.plan_memory``):
@@ -38,12 +38,12 @@ NAME = "cupy"
 #: Environment variable capping the device memory the GPU backends plan with [MiB]; unset or empty: no cap.
 MEMORY_BUDGET_ENV = "SFRT_GPU_MEMORY_BUDGET_MIB"
 #: The kernel file, relative to the include directory; it includes physics/ and params.h.
-KERNEL_HEADER = "cuda/photon_kernels.cuh"
-KERNEL_NAMES = ("sfrt_trace_rays", "sfrt_photon_dose")
+KERNEL_HEADER = "cuda/dose_kernels.cuh"
+KERNEL_NAMES = ("sfrt_trace_rays", "sfrt_photon_dose", "sfrt_proton_dose")
 #: NVRTC options besides -I (CuPy adds -arch for the current device). No fast math: erf_fast relies on IEEE inf.
 NVRTC_OPTIONS = ("-std=c++17",)
-_ALIGN = 512  # allocation granularity assumed by the plan (as in photon_cuda.cu)
-_HEADROOM = 64 << 20  # context growth, fragmentation, other users [bytes] (as in photon_cuda.cu)
+_ALIGN = 512  # allocation granularity assumed by the plan (as in dose_cuda.cu)
+_HEADROOM = 64 << 20  # context growth, fragmentation, other users [bytes] (as in dose_cuda.cu)
 _BLOCK = 256  # threads per block
 _OUT_OF_MEMORY = 2  # cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY
 
@@ -51,7 +51,7 @@ _OUT_OF_MEMORY = 2  # cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY
 # --- kernel source ------------------------------------------------------------
 
 def kernel_include_dir() -> Path:
-    """Directory holding ``cuda/photon_kernels.cuh``, ``physics/`` and ``params.h``.
+    """Directory holding ``cuda/dose_kernels.cuh``, ``physics/`` and ``params.h``.
 
     The installed package data wins; an editable install falls back to the source tree.
 
@@ -91,7 +91,7 @@ def nvrtc_options(include_dir: Path) -> tuple[str, ...]:
     return (*NVRTC_OPTIONS, f"-I{include_dir}")
 
 
-# --- device memory plan (same policy and messages as csrc/cuda/photon_cuda.cu) ---
+# --- device memory plan (same policy and messages as csrc/cuda/dose_cuda.cu) ---
 
 def format_bytes(n: int) -> str:
     """Bytes for people: ``512 B``, ``3.2 KiB``, ``12.0 MiB``, ``1.5 GiB``."""
@@ -259,7 +259,7 @@ def devices() -> list[dict]:
 
 
 class CupyBackend:
-    """float32 kernels of csrc/cuda/photon_kernels.cuh compiled by NVRTC; one thread per voxel.
+    """float32 kernels of csrc/cuda/dose_kernels.cuh compiled by NVRTC; one thread per voxel.
 
     Parameters
     ----------
@@ -279,8 +279,8 @@ class CupyBackend:
         self.include_dir = kernel_include_dir()
         self._module = cp.RawModule(code=kernel_source(self.include_dir), options=nvrtc_options(self.include_dir))
         try:  # compiles (or loads from CuPy's cache) on first access to a kernel
-            self._trace, self._dose = (self._module.get_function(n) for n in KERNEL_NAMES)
-            functions = {kernel.name: kernel.kernel.ptr for kernel in (self._trace, self._dose)}
+            self._trace, self._dose, self._proton_dose = (self._module.get_function(n) for n in KERNEL_NAMES)
+            functions = {kernel.name: kernel.kernel.ptr for kernel in (self._trace, self._dose, self._proton_dose)}
         except cp.cuda.compiler.CompileException as exc:
             raise RuntimeError(f"NVRTC could not compile the sfrt kernels from {self.include_dir}: {exc}") from exc
         attrs = cp.cuda.Device().attributes
@@ -298,7 +298,7 @@ class CupyBackend:
         cp = self._cp
         free, total = cp.cuda.runtime.memGetInfo()
         free += cp.get_default_memory_pool().free_bytes()
-        local = max(self._trace.local_size_bytes, self._dose.local_size_bytes)
+        local = max(k.local_size_bytes for k in (self._trace, self._dose, self._proton_dose))
         reserve = local * self._threads_per_sm * self._sm_count + _HEADROOM
         available = max(free - reserve, 0)
         if self.memory_budget_bytes:

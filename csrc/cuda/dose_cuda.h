@@ -1,6 +1,6 @@
-// CUDA drivers of the photon dose (implemented in photon_cuda.cu): device
+// CUDA drivers of the photon and proton dose (implemented in dose_cuda.cu): device
 // memory planning, allocation, copies and launches of the kernels in
-// photon_kernels.cuh. No CUDA types here, so bind_cuda.cpp compiles with the
+// dose_kernels.cuh. No CUDA types here, so bind_cuda.cpp compiles with the
 // plain host compiler.
 #pragma once
 

@@ -1,5 +1,5 @@
-// CUDA drivers of the photon dose: plan device memory, allocate, copy, launch the
-// kernels of photon_kernels.cuh (which call csrc/physics), check every CUDA call.
+// CUDA drivers of the photon and proton dose: plan device memory, allocate, copy, launch
+// the kernels of dose_kernels.cuh (which call csrc/physics), check every CUDA call.
 // No physics here.
 //
 // Per beam, in order: upload its packed parameters and tables once, trace its ray
@@ -8,7 +8,7 @@
 // the density, all ray tables are traced first (kept on the host), the density is
 // freed and the dose is computed in z-chunks; each voxel still adds the beams in
 // the same order, so the result is bit-identical to a single pass.
-#include "photon_cuda.h"
+#include "dose_cuda.h"
 
 #include <cuda_runtime.h>
 
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "photon_kernels.cuh"
+#include "dose_kernels.cuh"
 
 #ifndef SFRT_CUDA_ARCHS
 #define SFRT_CUDA_ARCHS "unknown"
