@@ -67,7 +67,7 @@ def _scan(folder: Path) -> tuple[list, list, list]:
 def _require(path: Path, header, key: str):
     value = header.get(key)
     if value is None or value == "":
-        raise DicomError(f"{path}: missing {key}, required to place the slice")
+        raise DicomError(f"{path}: missing {key}, which every CT slice must have")
     return value
 
 
@@ -98,6 +98,9 @@ def _one(values: dict, what: str, folder: Path, advice: str, labels: dict | None
 
 def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
     """Slices ordered along the normal, and the uniform slice spacing [mm]; rejects gaps and duplicates."""
+    for path, h in cts:
+        for key in ("SeriesInstanceUID", "FrameOfReferenceUID", "StudyInstanceUID"):
+            _require(path, h, key)
     series = Counter(str(h.get("SeriesInstanceUID", "")) for _, h in cts)
     labels = {str(h.get("SeriesInstanceUID", "")): str(h.get("SeriesDescription", "") or "") for _, h in cts}
     _one(series, "series", folder, "Mixed series: keep one CT series per folder.", labels)
@@ -132,11 +135,15 @@ def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
         raise DicomError(f"{folder}: a single CT slice ({cts[0][0].name}); at least two are needed for the "
                          "slice spacing")
     gaps = np.diff(pos)
-    for k in np.nonzero(gaps < POSITION_TOL_MM)[0]:
+    duplicates = np.nonzero(gaps < POSITION_TOL_MM)[0]
+    if duplicates.size:
+        k = duplicates[0]
         raise DicomError(f"{folder}: duplicated slice at z = {pos[k]:.3f} mm: {cts[k][0].name} and "
                          f"{cts[k + 1][0].name} (remove one)")
     dz = float(np.median(gaps))
-    for k in np.nonzero(np.abs(gaps - dz) > POSITION_TOL_MM)[0]:
+    uneven = np.nonzero(np.abs(gaps - dz) > POSITION_TOL_MM)[0]
+    if uneven.size:
+        k = uneven[0]
         n_missing = gaps[k] / dz - 1
         if abs(n_missing - round(n_missing)) < 0.05 and round(n_missing) >= 1:
             raise DicomError(f"{folder}: missing slice: gap of {gaps[k]:.3f} mm between z = {pos[k]:.3f} mm "

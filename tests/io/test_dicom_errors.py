@@ -174,3 +174,11 @@ def test_malformed_pixel_spacing(series):
         _edit(path, PixelSpacing=[0.0, 1.5])
     with pytest.raises(io.DicomError, match=r"case: malformed DICOM \(GridError: spacing_xyz_mm=.*must be > 0 mm"):
         io.read_dicom(series.folder)
+
+
+def test_missing_frame_of_reference(series):
+    ds = pydicom.dcmread(series.files[1])
+    del ds.FrameOfReferenceUID
+    ds.save_as(series.files[1], enforce_file_format=True)
+    with pytest.raises(io.DicomError, match=rf"{series.files[1].name}: missing FrameOfReferenceUID"):
+        io.read_dicom(series.folder)
