@@ -10,6 +10,18 @@
 
 #define SFRT_MAX_COMPONENTS 4
 #define SFRT_MAX_BEAMLETS_1D 512
+// Beamlets (spots) per axis that the lateral sums of physics/photon.h and proton.h hold in
+// per-thread scratch arrays at once; wider ranges run in tiles of this size, with the same
+// arithmetic in the same order, so the tile size never changes a result. The CPU takes a whole
+// beam in one tile (no recomputation, vectorised loops). On the GPU those arrays are local
+// memory reserved for every resident thread: 64 keeps them near 0.8 KB instead of about 6 KB.
+#ifndef SFRT_LATERAL_TILE
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define SFRT_LATERAL_TILE 64
+#else
+#define SFRT_LATERAL_TILE SFRT_MAX_BEAMLETS_1D
+#endif
+#endif
 #define SFRT_GRID_PACK_SIZE 9
 #define SFRT_BEAM_PACK_SIZE 36
 #define SFRT_PROTON_PACK_SIZE 36

@@ -26,9 +26,9 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
     const float t_depth = table_at(tdd, b.ndepth, id, td);
     if (t_depth == 0.0f) return 0.0f;
 
-    float pu[SFRT_MAX_BEAMLETS_1D + 1];
-    float pv[SFRT_MAX_BEAMLETS_1D + 1];
-    float col[SFRT_MAX_BEAMLETS_1D];
+    float pu[SFRT_LATERAL_TILE + 1];
+    float pv[SFRT_LATERAL_TILE + 1];
+    float col[SFRT_LATERAL_TILE];
     const float u_rel = (float)(u - b.edge_u0), v_rel = (float)(v - b.edge_v0);
     const float du = (float)b.beamlet_du, dv = (float)b.beamlet_dv;
     float lateral = 0.0f;
@@ -47,23 +47,30 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
         if (i0 > i1 || j0 > j1) continue;
         const int ni = i1 - i0 + 1, nj = j1 - j0 + 1;
         const float inv = (float)(0.70710678118654752 / s_iso);
-        // erf at the edges (independent iterations: vectorisable), then differences
-        for (int i = 0; i <= ni; ++i) pu[i] = erf_fast((u_rel - (float)(i0 + i) * du) * inv);
-        for (int i = 0; i < ni; ++i) pu[i] = 0.5f * (pu[i] - pu[i + 1]);
-        for (int j = 0; j <= nj; ++j) pv[j] = erf_fast((v_rel - (float)(j0 + j) * dv) * inv);
-        for (int j = 0; j < nj; ++j) pv[j] = 0.5f * (pv[j] - pv[j + 1]);
-        // column sums c_i = sum_j Pv_j W_ji (axpy over rows, no per-row reduction), then sum_i c_i Pu_i
-        for (int i = 0; i < ni; ++i) col[i] = 0.0f;
-        for (int j = 0; j < nj; ++j) {
-            const float* w = weights + (long long)(j0 + j) * b.nbu + i0;
-            const float pvj = pv[j];
-            for (int i = 0; i < ni; ++i) col[i] += pvj * w[i];
-        }
         float sum = 0.0f;
+        // columns i0 + ib .. in tiles of SFRT_LATERAL_TILE (one tile on the CPU; see params.h)
+        for (int ib = 0; ib < ni; ib += SFRT_LATERAL_TILE) {
+            const int ti = ni - ib < SFRT_LATERAL_TILE ? ni - ib : SFRT_LATERAL_TILE;
+            // erf at the edges (independent iterations: vectorisable), then differences
+            SFRT_SCRATCH_LOOP for (int i = 0; i <= ti; ++i) pu[i] = erf_fast((u_rel - (float)(i0 + ib + i) * du) * inv);
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) pu[i] = 0.5f * (pu[i] - pu[i + 1]);
+            // column sums c_i = sum_j Pv_j W_ji (axpy over rows, no per-row reduction), then sum_i c_i Pu_i
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) col[i] = 0.0f;
+            for (int jb = 0; jb < nj; jb += SFRT_LATERAL_TILE) {
+                const int tj = nj - jb < SFRT_LATERAL_TILE ? nj - jb : SFRT_LATERAL_TILE;
+                SFRT_SCRATCH_LOOP for (int j = 0; j <= tj; ++j) pv[j] = erf_fast((v_rel - (float)(j0 + jb + j) * dv) * inv);
+                SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) pv[j] = 0.5f * (pv[j] - pv[j + 1]);
+                SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) {
+                    const float* w = weights + (long long)(j0 + jb + j) * b.nbu + i0 + ib;
+                    const float pvj = pv[j];
+                    SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) col[i] += pvj * w[i];
+                }
+            }
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #pragma omp simd reduction(+ : sum)
 #endif
-        for (int i = 0; i < ni; ++i) sum += col[i] * pu[i];
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) sum += col[i] * pu[i];
+        }
         lateral += a_k * sum;
     }
     return (float)(t_depth * scale * scale) * lateral;

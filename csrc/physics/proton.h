@@ -24,9 +24,9 @@ SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* t
     int id; double td;
     split_index(depth / b.depth_step, b.ndepth, id, td);
 
-    float gu[SFRT_MAX_BEAMLETS_1D];
-    float gv[SFRT_MAX_BEAMLETS_1D];
-    float col[SFRT_MAX_BEAMLETS_1D];
+    float gu[SFRT_LATERAL_TILE];
+    float gv[SFRT_LATERAL_TILE];
+    float col[SFRT_LATERAL_TILE];
     float total = 0.0f;
     for (int l = 0; l < b.n_layers; ++l) {
         const SpotLayerParams s = unpack_layer(layers, l);
@@ -45,26 +45,33 @@ SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* t
         const float inv2 = (float)(-0.5 / (s_iso * s_iso));
         const float u_rel = (float)(u - s.u0), v_rel = (float)(v - s.v0);
         const float du = (float)s.du, dv = (float)s.dv;
-        for (int i = 0; i < ni; ++i) {
-            const float t = u_rel - (float)(i0 + i) * du;
-            gu[i] = expf(t * t * inv2);
-        }
-        for (int j = 0; j < nj; ++j) {
-            const float t = v_rel - (float)(j0 + j) * dv;
-            gv[j] = expf(t * t * inv2);
-        }
-        for (int i = 0; i < ni; ++i) col[i] = 0.0f;
         const float* w0 = weights + s.weight_offset;
-        for (int j = 0; j < nj; ++j) {
-            const float* w = w0 + (long long)(j0 + j) * s.nu + i0;
-            const float g = gv[j];
-            for (int i = 0; i < ni; ++i) col[i] += g * w[i];
-        }
         float sum = 0.0f;
+        // spot columns i0 + ib .. in tiles of SFRT_LATERAL_TILE (one tile on the CPU; see params.h)
+        for (int ib = 0; ib < ni; ib += SFRT_LATERAL_TILE) {
+            const int ti = ni - ib < SFRT_LATERAL_TILE ? ni - ib : SFRT_LATERAL_TILE;
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) {
+                const float t = u_rel - (float)(i0 + ib + i) * du;
+                gu[i] = expf(t * t * inv2);
+            }
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) col[i] = 0.0f;
+            for (int jb = 0; jb < nj; jb += SFRT_LATERAL_TILE) {
+                const int tj = nj - jb < SFRT_LATERAL_TILE ? nj - jb : SFRT_LATERAL_TILE;
+                SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) {
+                    const float t = v_rel - (float)(j0 + jb + j) * dv;
+                    gv[j] = expf(t * t * inv2);
+                }
+                SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) {
+                    const float* w = w0 + (long long)(j0 + jb + j) * s.nu + i0 + ib;
+                    const float g = gv[j];
+                    SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) col[i] += g * w[i];
+                }
+            }
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #pragma omp simd reduction(+ : sum)
 #endif
-        for (int i = 0; i < ni; ++i) sum += col[i] * gu[i];
+            SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) sum += col[i] * gu[i];
+        }
         total += dd * (float)(0.15915494309189535 / (sig * sig)) * sum;  // 1 / (2 pi s^2)
     }
     return total;
