@@ -49,6 +49,13 @@ class _Reader:
         except (TypeError, json.JSONDecodeError) as exc:
             raise self.fail(f"attribute '{key}' of '{obj.name}' is not valid JSON ({exc})") from None
 
+    def json_dataset(self, where: str):
+        text = self.array(where)
+        try:
+            return json.loads(text.decode() if isinstance(text, bytes) else text)
+        except json.JSONDecodeError as exc:
+            raise self.fail(f"dataset '/{where}' is not valid JSON ({exc})") from None
+
     def array(self, where: str) -> np.ndarray:
         ds = self.node(where)
         for key in ("units", "axis_order"):
@@ -67,9 +74,8 @@ def _read_patient(r: _Reader) -> Patient:
     calibration = HUCalibration(tuple(r.array("patient/calibration/hu")),
                                 tuple(r.array("patient/calibration/density")), str(r.attr(c, "name")))
     patient = Patient(grid, r.array("patient/hu"), masks, calibration, str(r.attr(g, "name")))
-    dicom = r.json_attr(g, "dicom")
-    if dicom is not None:
-        patient.dicom = dicom
+    if "dicom" in g:
+        patient.dicom = r.json_dataset("patient/dicom")
     return patient
 
 
@@ -207,13 +213,10 @@ def load(path, *, machines: Mapping[str, PhotonMachine] | None = None,
             if "vertices" in f:
                 res.vertices = _read_vertices(r)
             if "report" in f:
-                text = r.array("report")
-                res.report = json.loads(text.decode() if isinstance(text, bytes) else text)
+                res.report = r.json_dataset("report")
         except SfrtError:
             raise
         except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors for unreadable chunks or headers
             raise r.fail(f"cannot be read, it is truncated or corrupt ({type(exc).__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise r.fail(f"the report is not valid JSON ({exc})") from None
     res.machine_mismatches = mismatches
     return res

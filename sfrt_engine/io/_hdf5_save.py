@@ -50,7 +50,8 @@ def _write_patient(f: h5py.File, patient: Patient) -> None:
     g.attrs["name"] = patient.name
     for k, v in patient.grid.to_dict().items():
         g.attrs[k] = v
-    g.attrs["dicom"] = to_json(getattr(patient, "dicom", None), "patient.dicom")
+    if getattr(patient, "dicom", None) is not None:  # a dataset: the CT's SOP UIDs can outgrow an attribute's 64 kB
+        _dataset(g, "dicom", to_json(patient.dicom, "patient.dicom"), "none (JSON text)", "none")
     _dataset(g, "hu", patient.hu, "HU", _ZYX)
     s = g.create_group("structures", track_order=True)
     for name in patient.structures:

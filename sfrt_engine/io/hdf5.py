@@ -4,17 +4,18 @@ Layout (schema version 1)::
 
     /                         attrs: format, schema_version, engine_version, created_utc,
                               backend, machines (JSON name -> sha256), settings (JSON)
-    /patient                  attrs: name, shape_zyx, spacing_xyz_mm, origin_xyz_mm, dicom (JSON)
+    /patient                  attrs: name, shape_zyx, spacing_xyz_mm, origin_xyz_mm
+    /patient/dicom            JSON text of ``patient.dicom`` (UIDs of the CT it came from), if any
     /patient/hu               float32 [z, y, x], HU
     /patient/structures/<s>   bool [z, y, x]
     /patient/calibration/hu, /patient/calibration/density
-    /beams/<set>/<nnn>        attrs: beam geometry, machine name and sha256; dataset weights_mu [v, u], MU
+    /beams/<set>/<nnnn>       attrs: beam geometry, machine name and sha256; dataset weights_mu [v, u], MU
     /unit_doses/<c>, /doses/<arm>, /eqd2/<arm>    [z, y, x], Gy
     /vertices/centers_xyz_mm, /vertices/labels    attrs: info (JSON)
     /report                   JSON text
 
-Every dataset carries ``units`` and ``axis_order`` attributes and, where its key had to
-be escaped, its original ``name``. Arrays are gzip-compressed and come back bit-identical.
+Every dataset carries ``units`` and ``axis_order`` attributes; named items (structures,
+beam sets, doses) also carry their ``name``, since their HDF5 key is percent-encoded where needed. Arrays are gzip-compressed and come back bit-identical.
 The file is written to a temporary name and renamed (DESIGN 8).
 
 :func:`~sfrt_engine.io.save` (``_hdf5_save.py``) writes it and :func:`~sfrt_engine.io.load`

@@ -25,7 +25,8 @@ def run(machine):
     patient.structures["odd/name."] = rng.random(patient.grid.shape_zyx) < 0.1
     patient.structures["."] = rng.random(patient.grid.shape_zyx) < 0.1
     patient.structures["%2E"] = rng.random(patient.grid.shape_zyx) < 0.1
-    patient.dicom = {"StudyInstanceUID": "1.2.3", "FrameOfReferenceUID": "1.2.4", "PatientID": "P1"}
+    patient.dicom = {"StudyInstanceUID": "1.2.3", "FrameOfReferenceUID": "1.2.4", "PatientID": "P1",
+                     "ct_sop_instance_uids": [f"1.2.826.0.1.3680043.8.498.{10**40 + k}" for k in range(2000)]}
     beam = se.plan.Beam(machine, (0.0, 0.0, 0.0), 90.0, rng.random((3, 4)), (5.0, 2.5), (-7.5, -2.5),
                         couch_deg=10.0, collimator_deg=5.0, name="B1")
     beams = {"CRT": [beam, beam.with_weights(rng.random((3, 4)))], "BOOST": [beam]}
