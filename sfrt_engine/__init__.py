@@ -11,7 +11,7 @@ The call site reads like the workflow::
 
 __version__ = "0.1.0"
 
-from . import biology, evaluation, phantoms, plan, study
+from . import biology, evaluation, io, phantoms, plan, study
 from .compare import ComparisonSettings, run_comparison
 from .dose import Dose, compute_dose
 from .errors import (BackendUnavailableError, DeviceMemoryError, GridError, MachineDataError, PlanError, SfrtError,
@@ -25,5 +25,5 @@ __all__ = [
     "BackendUnavailableError", "DeviceMemoryError", "GridError", "MachineDataError", "PlanError", "SfrtError",
     "StructureError", "Dose", "compute_dose", "Grid", "available_backends", "get_backend", "PhotonMachine",
     "fit_photon_machine", "load_machine", "DEFAULT_HU_TO_DENSITY", "HUCalibration", "Patient", "phantoms", "plan",
-    "biology", "evaluation", "study", "ComparisonSettings", "run_comparison", "__version__",
+    "biology", "evaluation", "io", "study", "ComparisonSettings", "run_comparison", "__version__",
 ]
