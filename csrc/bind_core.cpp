@@ -136,6 +136,7 @@ py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::v
                         " spots per axis and positive spacing");
             require(s.weight_offset >= 0 && s.weight_offset + (long long)s.nu * s.nv <= n_weights,
                     where + ": layer weights run past the weight array");
+            require(s.range_shifter_mm >= 0 && s.range_shifter_mm < 1e4, where + ": range shifter must be >= 0 mm");
         }
         a.layers = layers[i].data();
         a.weights = weights[i].data();

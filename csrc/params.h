@@ -25,7 +25,7 @@
 #define SFRT_GRID_PACK_SIZE 9
 #define SFRT_BEAM_PACK_SIZE 36
 #define SFRT_PROTON_PACK_SIZE 36
-#define SFRT_LAYER_PACK_SIZE 8
+#define SFRT_LAYER_PACK_SIZE 9
 
 namespace sfrt {
 
@@ -70,12 +70,14 @@ struct ProtonBeamParams {
 };
 
 /// One energy layer: spots at (u0 + i du, v0 + j dv) [mm, isocentre plane], weights
-/// [nv][nu] in Gp starting at weight_offset in the beam's weight array.
+/// [nv][nu] in Gp starting at weight_offset in the beam's weight array; a range shifter
+/// of range_shifter_mm water-equivalent thickness adds to every depth of the layer.
 struct SpotLayerParams {
     int energy;  // row of the machine tables
     double u0, du; int nu;
     double v0, dv; int nv;
     long long weight_offset;
+    double range_shifter_mm;
 };
 
 SFRT_HD inline GridParams unpack_grid(const double* p) {
@@ -133,6 +135,7 @@ SFRT_HD inline SpotLayerParams unpack_layer(const double* layers, int l) {
     s.u0 = p[1]; s.du = p[2]; s.nu = (int)p[3];
     s.v0 = p[4]; s.dv = p[5]; s.nv = (int)p[6];
     s.weight_offset = (long long)p[7];
+    s.range_shifter_mm = p[8];
     return s;
 }
 

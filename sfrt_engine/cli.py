@@ -126,7 +126,7 @@ def _write_json(path: Path, data) -> None:
 TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")
 
 
-def print_arm_table(report: dict, out=sys.stdout) -> None:
+def print_arm_table(report: dict, out=None) -> None:
     """Per-arm table of cumulative physical dose and EQD2, then the SFRT metrics."""
     arms = report["arms"]
     print(f"\n{'':14s}" + "".join(f"{arm + ' phys [Gy]':>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)

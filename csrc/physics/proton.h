@@ -10,7 +10,8 @@ namespace sfrt {
 /// Dose [Gy] at point (x, y, z) [mm] from one proton beam:
 ///   D = sum_layers IDD_E(d) / (2 pi s^2) sum_j gv_j sum_i W_ji gu_i,
 ///   gu_i = exp(-(u - u_i)^2 / (2 s_iso^2)),  s = sigma_E(d) [mm, physical],  s_iso = s SAD / z,
-/// with d the water-equivalent depth [mm] of the voxel (ray table), u, v [mm] at the isocentre
+/// with d the water-equivalent depth [mm] of the voxel (ray table) plus the layer's range
+/// shifter, u, v [mm] at the isocentre
 /// plane and z [mm] from the source. Spots beyond cutoff_sigma * s_iso are skipped.
 /// table: [ray_nv][ray_nu][ray_nz]; layers: packed [n_layers][SFRT_LAYER_PACK_SIZE];
 /// weights: all layers' [nv][nu] maps [Gp] back to back; idd: [n_energies][ndepth] Gy mm^2/Gp;
@@ -21,8 +22,6 @@ SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* t
     double u, v, zs, depth;
     if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
     const double scale = b.sad / zs;
-    int id; double td;
-    split_index(depth / b.depth_step, b.ndepth, id, td);
 
     float gu[SFRT_LATERAL_TILE];
     float gv[SFRT_LATERAL_TILE];
@@ -30,6 +29,8 @@ SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* t
     float total = 0.0f;
     for (int l = 0; l < b.n_layers; ++l) {
         const SpotLayerParams s = unpack_layer(layers, l);
+        int id; double td;
+        split_index((depth + s.range_shifter_mm) / b.depth_step, b.ndepth, id, td);
         const long long row = (long long)s.energy * b.ndepth;
         const float dd = table_at(idd + row, b.ndepth, id, td);
         if (dd == 0.0f) continue;  // beyond the Bragg peak's reach

@@ -17,7 +17,7 @@ from ._task import BEAM_PACK_SIZE, CUTOFF_SIGMA, MAX_BEAMLETS_1D, MIN_SOURCE_DIS
 
 __all__ = ["ProtonBeamTask", "prepare_proton_tasks", "compiled_proton_arguments", "LAYER_PACK_SIZE"]
 
-LAYER_PACK_SIZE = 8  # csrc/params.h SFRT_LAYER_PACK_SIZE
+LAYER_PACK_SIZE = 9  # csrc/params.h SFRT_LAYER_PACK_SIZE
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +29,7 @@ class ProtonLayerTask:
     v0_mm: float
     dv_mm: float
     weights_gp: np.ndarray  # (nv, nu)
+    range_shifter_mm: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,11 +79,12 @@ class ProtonBeamTask:
         return out
 
     def pack_layers(self) -> tuple[np.ndarray, np.ndarray]:
-        """(layers float64 [L, 8], weights float32 flat) as read by ``sfrt::unpack_layer``."""
+        """(layers float64 [L, 9], weights float32 flat) as read by ``sfrt::unpack_layer``."""
         rows, weights, offset = [], [], 0
         for layer in self.layers:
             nv, nu = layer.weights_gp.shape
-            rows.append([layer.energy_index, layer.u0_mm, layer.du_mm, nu, layer.v0_mm, layer.dv_mm, nv, offset])
+            rows.append([layer.energy_index, layer.u0_mm, layer.du_mm, nu, layer.v0_mm, layer.dv_mm, nv, offset,
+                         layer.range_shifter_mm])
             weights.append(np.asarray(layer.weights_gp, dtype=np.float32).ravel())
             offset += nu * nv
         return np.array(rows, dtype=np.float64).reshape(-1, LAYER_PACK_SIZE), np.concatenate(weights)
@@ -108,7 +110,7 @@ def prepare_proton_tasks(beams, grid: Grid) -> list[ProtonBeamTask]:
             pu, pv = layer.positions_uv_mm()
             layers.append(ProtonLayerTask(machine.energy_index(layer.energy_mev), layer.energy_mev,
                                           float(pu[cols.min()]), layer.spacing_mm[0], float(pv[rows.min()]),
-                                          layer.spacing_mm[1], w))
+                                          layer.spacing_mm[1], w, layer.range_shifter_mm))
         tasks.append(ProtonBeamTask(**lattice, layers=tuple(layers), depth_step_mm=machine.depth_step_mm,
                                     idd_gy_mm2_per_gp=machine.idd_gy_mm2_per_gp, sigma_mm=machine.sigma_mm))
     return tasks

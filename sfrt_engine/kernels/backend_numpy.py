@@ -36,7 +36,8 @@ layer E with spots at ``(u_i, v_j)`` and weights ``W_ji`` [Gp]::
     D = sum_E IDD_E(d) / (2 pi s^2) sum_j exp(-(v - v_j)^2 / (2 s_iso^2)) sum_i W_ji exp(-(u - u_i)^2 / (2 s_iso^2))
     s = sigma_E(d) [mm], s_iso = s SAD / z
 
-with ``IDD_E`` and ``sigma_E`` linearly interpolated in depth (clamped). No cut-off.
+with ``IDD_E`` and ``sigma_E`` linearly interpolated (clamped) at the depth plus the
+layer's range-shifter thickness (water-equivalent mm). No cut-off.
 """
 
 from __future__ import annotations
@@ -179,8 +180,9 @@ def _proton_dose_chunk(task, table: np.ndarray, points: np.ndarray) -> np.ndarra
     nodes = task.depth_step_mm * np.arange(task.idd_gy_mm2_per_gp.shape[1])
     total = np.zeros(u.shape)
     for layer in task.layers:
-        idd = np.interp(d, nodes, task.idd_gy_mm2_per_gp[layer.energy_index])
-        s = np.interp(d, nodes, task.sigma_mm[layer.energy_index])
+        d_layer = d + layer.range_shifter_mm
+        idd = np.interp(d_layer, nodes, task.idd_gy_mm2_per_gp[layer.energy_index])
+        s = np.interp(d_layer, nodes, task.sigma_mm[layer.energy_index])
         s_iso = s * sad / z
         nv, nu = layer.weights_gp.shape
         pu = layer.u0_mm + layer.du_mm * np.arange(nu)

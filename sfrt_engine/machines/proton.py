@@ -170,6 +170,11 @@ class ProtonMachine:
         i = int(np.searchsorted(self.range_mm, range_mm))
         return float(self.energies_mev[min(i, self.energies_mev.size - 1)])
 
+    @property
+    def range_shifter_mm(self) -> float:
+        """Water-equivalent thickness of the nozzle's range shifter [mm] (0 if it has none)."""
+        return float(self.metadata.get("range_shifter", {}).get("water_equivalent_mm", 0.0))
+
     def range_straggling_mm(self, energy_mev: float) -> float:
         """1-sigma range straggling including the energy spread [mm] (Bortfeld 1997)."""
         meta = self.metadata["bragg_curve"]
@@ -218,4 +223,5 @@ def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
                          idd_gy_mm2_per_gp=idd, sigma_mm=sigma, range_mm=10.0 * ranges_cm, sigma_air_mm=s_air,
                          source_sha256=source_sha256,
                          metadata={k: data[k] for k in ("description", "bragg_curve", "scattering", "range_energy",
-                                                        "spot_sigma_in_air_mm", "weight_unit") if k in data})
+                                                        "spot_sigma_in_air_mm", "weight_unit", "range_shifter")
+                                   if k in data})

@@ -18,13 +18,17 @@ class SpotLayer:
     """Spots of one energy on a regular lattice at the isocentre plane.
 
     Spot ``[iv, iu]`` sits at ``origin_uv_mm + (iu * du, iv * dv)``; its weight is in Gp
-    (1e9 protons). Zero weights are allowed (no spot there).
+    (1e9 protons). Zero weights are allowed (no spot there). ``range_shifter_mm`` is the
+    water-equivalent thickness of a range shifter in the nozzle for this layer: it adds to
+    every depth (the layer's Bragg curve and spot width are read that much deeper), the
+    usual way to reach targets shallower than the lowest energy's range.
     """
 
     energy_mev: float
     weights_gp: np.ndarray
     spacing_mm: tuple[float, float]
     origin_uv_mm: tuple[float, float]
+    range_shifter_mm: float = 0.0
 
     def __post_init__(self) -> None:
         w = np.array(self.weights_gp, dtype=np.float64, order="C", copy=True)
@@ -42,6 +46,10 @@ class SpotLayer:
         object.__setattr__(self, "spacing_mm", (float(sp[0]), float(sp[1])))
         object.__setattr__(self, "origin_uv_mm", (float(o[0]), float(o[1])))
         object.__setattr__(self, "energy_mev", float(self.energy_mev))
+        if not (np.isfinite(self.range_shifter_mm) and self.range_shifter_mm >= 0):
+            raise PlanError(f"spot layer {self.energy_mev} MeV: range_shifter_mm={self.range_shifter_mm!r}, "
+                            "expected a thickness >= 0 mm")
+        object.__setattr__(self, "range_shifter_mm", float(self.range_shifter_mm))
 
     @property
     def n_spots(self) -> int:
@@ -109,8 +117,8 @@ class ProtonBeam:
 
     def scaled(self, factor: float) -> ProtonBeam:
         """Copy with every spot weight multiplied by ``factor``."""
-        return self.with_layers(SpotLayer(lay.energy_mev, lay.weights_gp * factor, lay.spacing_mm, lay.origin_uv_mm)
-                                for lay in self.layers)
+        return self.with_layers(SpotLayer(lay.energy_mev, lay.weights_gp * factor, lay.spacing_mm, lay.origin_uv_mm,
+                                          lay.range_shifter_mm) for lay in self.layers)
 
     def __repr__(self) -> str:
         return (f"ProtonBeam({self.name!r}, gantry={self.gantry_deg:g} deg, couch={self.couch_deg:g} deg, "
