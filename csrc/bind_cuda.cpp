@@ -1,6 +1,6 @@
 // pybind11 module sfrt_engine.kernels._cuda: argument checks and array plumbing
-// for the CUDA drivers (csrc/cuda/dose_cuda.cu). Same trace_rays / photon_dose
-// as _core, plus device queries. Importing this module makes no CUDA call, so it
+// for the CUDA drivers (csrc/cuda/dose_cuda.cu). Same trace_rays / photon_dose /
+// proton_dose as _core, plus device queries and memory plans. Importing this module makes no CUDA call, so it
 // imports on machines without a GPU or driver; probe() says whether it can run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -63,6 +63,39 @@ sfrt::PhotonBeamParams beam_from(const f64& packed, const std::string& where) {
     return b;
 }
 
+/// A proton beam's pack, layers and weights checked as _core.proton_dose checks them; the table
+/// pointers are left null (plan_proton_memory needs only the sizes).
+sfrt::cuda::ProtonBeamHost proton_beam_from(const f64& packed, const f64& layers, const f32& weights,
+                                            const std::string& where) {
+    require(packed.ndim() == 1 && packed.shape(0) == SFRT_PROTON_PACK_SIZE,
+            where + ": expected a packed float64 vector of length " + std::to_string(SFRT_PROTON_PACK_SIZE));
+    sfrt::cuda::ProtonBeamHost a{};
+    a.packed = packed.data();
+    a.params = sfrt::unpack_proton_beam(packed.data());
+    const sfrt::ProtonBeamParams& b = a.params;
+    require(b.ray_nu > 0 && b.ray_nv > 0 && b.ray_nz > 0 && b.sad > 0, where + ": empty ray table or bad SAD");
+    require(b.n_energies >= 1 && b.ndepth >= 2 && b.depth_step > 0, where + ": bad idd/sigma table sizes");
+    require(b.n_layers >= 1 && layers.ndim() == 2 && layers.shape(0) == b.n_layers &&
+                layers.shape(1) == SFRT_LAYER_PACK_SIZE,
+            where + ": layers must be (n_layers, " + std::to_string(SFRT_LAYER_PACK_SIZE) + ")");
+    require(weights.ndim() == 1, where + ": weights must be a flat float32 array");
+    const long long n_weights = (long long)weights.shape(0);
+    for (int l = 0; l < b.n_layers; ++l) {
+        const sfrt::SpotLayerParams s = sfrt::unpack_layer(layers.data(), l);
+        require(s.energy >= 0 && s.energy < b.n_energies, where + ": layer energy index out of range");
+        require(s.nu >= 1 && s.nv >= 1 && s.nu <= SFRT_MAX_BEAMLETS_1D && s.nv <= SFRT_MAX_BEAMLETS_1D &&
+                    s.du > 0 && s.dv > 0,
+                where + ": layer spot lattice must have 1.." + std::to_string(SFRT_MAX_BEAMLETS_1D) +
+                    " spots per axis and positive spacing");
+        require(s.weight_offset >= 0 && s.weight_offset + (long long)s.nu * s.nv <= n_weights,
+                where + ": layer weights run past the weight array");
+    }
+    a.layers = layers.data();
+    a.weights = weights.data();
+    a.n_weights = (std::size_t)n_weights;
+    return a;
+}
+
 std::size_t budget_from(long long budget) {
     require(budget >= 0, "memory_budget_bytes: expected >= 0 (0 means no budget), got " + std::to_string(budget));
     return (std::size_t)budget;
@@ -121,18 +154,32 @@ py::dict plan_memory(const f64& grid, const std::vector<f64>& params, long long 
     return plan_dict(sfrt::cuda::plan_photon_dose(g, beams, (std::size_t)available_bytes));
 }
 
+py::dict plan_proton_memory(const f64& grid, const std::vector<f64>& params, const std::vector<f64>& layers,
+                            const std::vector<f32>& weights, long long available_bytes) {
+    const sfrt::GridParams g = grid_from(grid);
+    require(available_bytes >= 0, "available_bytes: expected >= 0");
+    require(layers.size() == params.size() && weights.size() == params.size(),
+            "plan_proton_memory: params, layers and weights must have one entry per beam");
+    std::vector<sfrt::cuda::ProtonBeamHost> beams;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        beams.push_back(proton_beam_from(params[i], layers[i], weights[i], "proton beam " + std::to_string(i)));
+    }
+    return plan_dict(sfrt::cuda::plan_proton_dose(g, beams, (std::size_t)available_bytes));
+}
+
 py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& beam, long long budget) {
+    // photon and proton packs share the frame and ray-lattice layout (elements 0..24), all that is read
     const sfrt::GridParams g = grid_from(grid, density);
-    sfrt::cuda::PhotonBeamHost host{};
-    host.packed = beam.data();
-    host.params = beam_from(beam, "beam");
-    const sfrt::PhotonBeamParams& b = host.params;
+    require(beam.ndim() == 1 && beam.shape(0) == SFRT_BEAM_PACK_SIZE,
+            "beam: expected a packed float64 vector of length " + std::to_string(SFRT_BEAM_PACK_SIZE));
+    const sfrt::PhotonBeamParams b = sfrt::unpack_photon_beam(beam.data());
+    require(b.ray_nu > 0 && b.ray_nv > 0 && b.ray_nz > 0 && b.sad > 0, "beam: empty ray table or bad SAD");
     const std::size_t limit = budget_from(budget);
     py::array_t<float> table({(py::ssize_t)b.ray_nv, (py::ssize_t)b.ray_nu, (py::ssize_t)b.ray_nz});
     float* out = table.mutable_data();
     {
         py::gil_scoped_release release;
-        sfrt::cuda::trace_rays_cuda(density.data(), g, grid.data(), host, out, limit);
+        sfrt::cuda::trace_rays_cuda(density.data(), g, grid.data(), beam.data(), out, limit);
     }
     return table;
 }
@@ -170,6 +217,35 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
     {
         py::gil_scoped_release release;
         sfrt::cuda::photon_dose_cuda(density.data(), g, grid.data(), beams, out, limit);
+    }
+    return dose;
+}
+
+py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
+                               const std::vector<f64>& layers, const std::vector<f32>& weights,
+                               const std::vector<f32>& idd, const std::vector<f32>& sigma, long long budget) {
+    const sfrt::GridParams g = grid_from(grid, density);
+    const std::size_t n = params.size();
+    require(layers.size() == n && weights.size() == n && idd.size() == n && sigma.size() == n,
+            "proton_dose: params, layers, weights, idd and sigma must have one entry per beam");
+    std::vector<sfrt::cuda::ProtonBeamHost> beams;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string where = "proton beam " + std::to_string(i);
+        sfrt::cuda::ProtonBeamHost a = proton_beam_from(params[i], layers[i], weights[i], where);
+        const sfrt::ProtonBeamParams& b = a.params;
+        require(idd[i].ndim() == 2 && idd[i].shape(0) == b.n_energies && idd[i].shape(1) == b.ndepth &&
+                    sigma[i].ndim() == 2 && sigma[i].shape(0) == b.n_energies && sigma[i].shape(1) == b.ndepth,
+                where + ": idd and sigma tables must be (n_energies, ndepth)");
+        a.idd = idd[i].data();
+        a.sigma = sigma[i].data();
+        beams.push_back(a);
+    }
+    const std::size_t limit = budget_from(budget);
+    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
+    float* out = dose.mutable_data();
+    {
+        py::gil_scoped_release release;
+        sfrt::cuda::proton_dose_cuda(density.data(), g, grid.data(), beams, out, limit);
     }
     return dose;
 }
@@ -222,11 +298,19 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("plan_memory", &plan_memory, py::arg("grid"), py::arg("params"), py::arg("available_bytes"),
           "How photon_dose would use available_bytes of device memory (pure; no CUDA call). "
           "Raises DeviceMemoryError when even z-chunks do not fit.");
+    m.def("plan_proton_memory", &plan_proton_memory, py::arg("grid"), py::arg("params"), py::arg("layers"),
+          py::arg("weights"), py::arg("available_bytes"),
+          "How proton_dose would use available_bytes of device memory (pure; no CUDA call). "
+          "Raises DeviceMemoryError when even z-chunks do not fit.");
     m.def("trace_rays", &trace_rays, py::arg("density"), py::arg("grid"), py::arg("beam"), py::kw_only(),
           py::arg("memory_budget_bytes") = 0,
-          "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon beam.");
+          "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon or proton beam.");
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
           py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
           "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order; z-chunked when the grid does not "
           "fit the device.");
+    m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),
+          py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
+          "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order; "
+          "z-chunked when the grid does not fit the device.");
 }

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..errors import DeviceMemoryError
 from ..grid import Grid
-from ._task import PhotonBeamTask, compiled_arguments, pack_grid
-from .backend_cupy import _check_budget
+from ._proton_task import compiled_proton_arguments
+from ._task import compiled_arguments, pack_grid
+from .backend_cupy import _check_budget, _task_kind
 
 __all__ = ["NAME", "CudaBackend", "build_info", "devices", "get", "probe"]
 
@@ -87,13 +88,20 @@ class CudaBackend:
         return dict(self._cuda.memory_info(memory_budget_bytes=self.memory_budget_bytes))
 
     def memory_plan(self, grid: Grid, tasks) -> dict:
-        """How :meth:`photon_dose` would use the device now (raises DeviceMemoryError if it cannot)."""
+        """How :meth:`photon_dose` or :meth:`proton_dose` would use the device now (raises
+        DeviceMemoryError if it cannot)."""
+        tasks = list(tasks)
+        available = self.memory_info()["available_bytes"]
         with self._device_errors():
-            return dict(self._cuda.plan_memory(pack_grid(grid), [t.pack() for t in tasks],
-                                               self.memory_info()["available_bytes"]))
+            if _task_kind(tasks) == "proton":
+                layers, weights = zip(*(t.pack_layers() for t in tasks))
+                return dict(self._cuda.plan_proton_memory(pack_grid(grid), [t.pack() for t in tasks], list(layers),
+                                                          list(weights), available))
+            return dict(self._cuda.plan_memory(pack_grid(grid), [t.pack() for t in tasks], available))
 
-    def radiological_depth(self, density, grid: Grid, task: PhotonBeamTask) -> np.ndarray:
-        """Ray table of water-equivalent depth [mm], float32 ``task.ray_shape`` = (nv, nu, nz)."""
+    def radiological_depth(self, density, grid: Grid, task) -> np.ndarray:
+        """Ray table of water-equivalent depth [mm], float32 ``task.ray_shape`` = (nv, nu, nz), of a photon or
+        proton task (the trace kernel reads only the frame and ray lattice, laid out alike in both packs)."""
         with self._device_errors():
             return self._cuda.trace_rays(np.ascontiguousarray(density, dtype=np.float32), pack_grid(grid),
                                          task.pack(), memory_budget_bytes=self.memory_budget_bytes)
@@ -102,6 +110,12 @@ class CudaBackend:
         """Sum of the beams' doses [Gy], float32 [z, y, x], beams added voxel by voxel in order."""
         with self._device_errors():
             return self._cuda.photon_dose(*compiled_arguments(density, grid, list(tasks)),
+                                          memory_budget_bytes=self.memory_budget_bytes)
+
+    def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
+        """Sum of the proton beams' doses [Gy], float32 [z, y, x]; density is relative stopping power."""
+        with self._device_errors():
+            return self._cuda.proton_dose(*compiled_proton_arguments(density, grid, list(tasks)),
                                           memory_budget_bytes=self.memory_budget_bytes)
 
     def describe(self) -> dict:

@@ -10,8 +10,9 @@ CuPy caches the compiled module on disk keyed by the source text, which only
 change a new key.
 
 The driver mirrors ``csrc/cuda/dose_cuda.cu``: per beam, upload its parameters
-and tables once, trace its ray table on the device, launch one dose kernel; the
-dose stays on the device across beams. Device memory is planned first
+and tables once, trace its ray table on the device, launch one dose kernel
+(``sfrt_photon_dose`` or ``sfrt_proton_dose``); the dose stays on the device
+across beams. Device memory is planned first
 (:func:`plan_memory`, the same policy and messages as ``_cuda.plan_memory``):
 one pass when everything fits, else all ray tables first and the dose in
 z-chunks (bit-identical), else :class:`~sfrt_engine.errors.DeviceMemoryError`.
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..errors import DeviceMemoryError, GridError
 from ..grid import Grid
+from ._proton_task import LAYER_PACK_SIZE, ProtonBeamTask
 from ._task import BEAM_PACK_SIZE, GRID_PACK_SIZE, PhotonBeamTask, pack_grid
 
 __all__ = ["MEMORY_BUDGET_ENV", "NAME", "CupyBackend", "build_info", "devices", "format_bytes", "get",
@@ -114,17 +116,43 @@ def _shape_text(grid: Grid) -> str:
     return f"(nz, ny, nx) = ({nz}, {ny}, {nx})"
 
 
-def _table_count(task: PhotonBeamTask) -> int:
+def _table_count(task) -> int:
     return task.ray_nv * task.ray_nu * task.ray_nz
 
 
-def _data_count(task: PhotonBeamTask) -> int:
+def _task_kind(tasks) -> str:
+    """``"photon"`` or ``"proton"``: the kind shared by every task (a dose call computes one kind)."""
+    kinds = {"photon" if isinstance(t, PhotonBeamTask) else "proton" if isinstance(t, ProtonBeamTask) else
+             type(t).__name__ for t in tasks}
+    if not kinds <= {"photon", "proton"} or len(kinds) > 1:
+        raise TypeError(f"tasks must be all PhotonBeamTask or all ProtonBeamTask, got {sorted(kinds)}")
+    return kinds.pop() if kinds else "photon"
+
+
+def _beam_data(task) -> tuple[np.ndarray, np.ndarray]:
+    """(float32, float64) arrays of one beam, uploaded as they are: photons ``weights | tdd | comp_w |
+    comp_s`` and no float64 data; protons ``spot weights | idd | sigma`` and the packed layers."""
+    if isinstance(task, ProtonBeamTask):
+        layers, weights = task.pack_layers()
+        floats = np.concatenate([weights, np.ravel(task.idd_gy_mm2_per_gp), np.ravel(task.sigma_mm)])
+        return floats.astype(np.float32), np.ascontiguousarray(layers, dtype=np.float64).ravel()
+    floats = np.concatenate([np.ravel(task.weights_mu), np.ravel(task.depth_dose_gy_per_mu),
+                             np.ravel(task.component_weight), np.ravel(task.component_sigma_mm)])
+    return floats.astype(np.float32), np.zeros(0)
+
+
+def _data_counts(task) -> tuple[int, int]:
+    """(float32 count, float64 count) of :func:`_beam_data` without building it."""
+    if isinstance(task, ProtonBeamTask):
+        n_e, n_d = np.shape(task.idd_gy_mm2_per_gp)
+        spots = sum(int(np.size(layer.weights_gp)) for layer in task.layers)
+        return spots + 2 * n_e * n_d, len(task.layers) * LAYER_PACK_SIZE
     k, n = np.shape(task.component_weight)
-    return int(np.size(task.weights_mu)) + n * (1 + 2 * k)
+    return int(np.size(task.weights_mu)) + n * (1 + 2 * k), 0
 
 
 def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
-    """How a photon-dose call uses ``available_bytes`` of device memory.
+    """How a photon- or proton-dose call uses ``available_bytes`` of device memory.
 
     Returns
     -------
@@ -132,17 +160,27 @@ def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
         ``chunked`` (False: one pass; True: all ray tables first, then the dose in
         z-chunks of ``chunk_slices`` slices) and the sizes in bytes it was planned from:
         ``density_bytes``, ``dose_bytes``, ``slice_bytes``, ``table_bytes`` (largest),
-        ``beam_bytes``, ``single_pass_bytes``, ``trace_bytes``, ``available_bytes``.
+        ``beam_bytes`` (packed grid and beam, and the largest beam's data: photon weights and
+        depth tables; proton layers, spot weights, IDD and sigma tables), ``single_pass_bytes``,
+        ``trace_bytes``, ``available_bytes``.
 
     Raises
     ------
     DeviceMemoryError
         If the density and the largest ray table do not fit, naming the sizes.
+    TypeError
+        If photon and proton tasks are mixed.
     """
+    kind = _task_kind(tasks)
     nz, ny, nx = grid.shape_zyx
     voxels = nx * ny * nz
     table = max((_aligned(_table_count(t) * 4) for t in tasks), default=0)
-    data = max((_aligned(_data_count(t) * 4) for t in tasks), default=0)
+    counts = [_data_counts(t) for t in tasks]
+    if kind == "photon":
+        data = max((_aligned(n * 4) for n, _ in counts), default=0)
+    else:  # a float32 and a float64 buffer, each as large as the largest beam needs
+        floats, doubles = max((n for n, _ in counts), default=0), max((m for _, m in counts), default=0)
+        data = _aligned(floats * 4) + _aligned(doubles * 8)
     p = {"density_bytes": _aligned(voxels * 4), "dose_bytes": _aligned(voxels * 4), "slice_bytes": nx * ny * 4,
          "table_bytes": table, "beam_bytes": _aligned(GRID_PACK_SIZE * 8) + _aligned(BEAM_PACK_SIZE * 8) + data}
     p["single_pass_bytes"] = p["density_bytes"] + p["dose_bytes"] + p["table_bytes"] + p["beam_bytes"]
@@ -154,7 +192,7 @@ def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
     f = format_bytes
     if p["trace_bytes"] > available_bytes:
         raise DeviceMemoryError(
-            f"photon dose on the {_shape_text(grid)} grid needs {f(p['trace_bytes'])} of device memory even in "
+            f"{kind} dose on the {_shape_text(grid)} grid needs {f(p['trace_bytes'])} of device memory even in "
             f"z-chunks (density {f(p['density_bytes'])} + largest ray table {f(p['table_bytes'])} + beam data "
             f"{f(p['beam_bytes'])}; {f(p['single_pass_bytes'])} in one pass), but {f(available_bytes)} is available"
             + fix)
@@ -162,7 +200,7 @@ def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
     slices = (room - (_ALIGN - 1)) // p["slice_bytes"] if room >= _ALIGN - 1 else 0
     if slices < 1:
         raise DeviceMemoryError(
-            f"photon dose on the {_shape_text(grid)} grid: one z-slice of dose ({f(p['slice_bytes'])}) next to the "
+            f"{kind} dose on the {_shape_text(grid)} grid: one z-slice of dose ({f(p['slice_bytes'])}) next to the "
             f"largest ray table ({f(p['table_bytes'])}) and beam data ({f(p['beam_bytes'])}) does not fit in the "
             f"{f(available_bytes)} available" + fix)
     return dict(p, chunked=True, chunk_slices=int(min(slices, nz)))
@@ -288,7 +326,7 @@ class CupyBackend:
         self._threads_per_sm = int(attrs["MaxThreadsPerMultiProcessor"])
         self._blocks_per_sm = {name: max(1, cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(ptr, _BLOCK, 0))
                                for name, ptr in functions.items()}
-        #: The device-memory plan of the last photon_dose call (see plan_memory).
+        #: The device-memory plan of the last photon_dose or proton_dose call (see plan_memory).
         self.last_memory_plan: dict | None = None
 
     # -- memory -------------------------------------------------------------
@@ -307,8 +345,9 @@ class CupyBackend:
                 "available_bytes": int(available)}
 
     def memory_plan(self, grid: Grid, tasks) -> dict:
-        """How :meth:`photon_dose` would use the device now (raises DeviceMemoryError if it cannot)."""
-        return plan_memory(grid, tasks, self.memory_info()["available_bytes"])
+        """How :meth:`photon_dose` or :meth:`proton_dose` would use the device now (raises
+        DeviceMemoryError if it cannot)."""
+        return plan_memory(grid, list(tasks), self.memory_info()["available_bytes"])
 
     @contextlib.contextmanager
     def _device_errors(self, what: str):
@@ -334,24 +373,35 @@ class CupyBackend:
                 raise DeviceMemoryError(f"cupy backend: out of device memory running {label}: {exc}") from exc
             raise RuntimeError(f"CUDA error while running {label}: {exc}") from exc
 
-    def _trace_into(self, d_density, d_grid, d_beam, d_table, task: PhotonBeamTask, label: str) -> None:
+    def _trace_into(self, d_density, d_grid, d_beam, d_table, task, label: str) -> None:
         n = task.ray_nv * task.ray_nu
         self._launch(self._trace, f"kernel sfrt_trace_rays ({label}, {n} rays)", n,
                      (d_density, d_grid, d_beam, d_table))
 
-    def _dose_into(self, d_grid, d_beam, d_table, d_data, task: PhotonBeamTask, d_dose, grid: Grid, z0: int,
+    def _dose_into(self, d_grid, d_beam, d_table, d_floats, d_doubles, task, d_dose, grid: Grid, z0: int,
                    zc: int, label: str) -> None:
+        """One dose-kernel launch of one beam over z-slices z0 .. z0 + zc - 1 (data as laid out by _beam_data)."""
         _, ny, nx = grid.shape_zyx
+        where = f"{label}, z-slices {z0}..{z0 + zc - 1}"
+        if isinstance(task, ProtonBeamTask):
+            nw = sum(int(np.size(layer.weights_gp)) for layer in task.layers)
+            nt = int(np.size(task.idd_gy_mm2_per_gp))
+            weights, idd, sigma = d_floats[:nw], d_floats[nw:nw + nt], d_floats[nw + nt:nw + 2 * nt]
+            self._launch(self._proton_dose, f"kernel sfrt_proton_dose ({where})", nx * ny * zc,
+                         (d_grid, d_beam, d_table, d_doubles, weights, idd, sigma, d_dose, np.int32(z0),
+                          np.int32(zc)))
+            return
         k, n = np.shape(task.component_weight)
         nw = int(np.size(task.weights_mu))
-        weights, tdd = d_data[:nw], d_data[nw:nw + n]
-        comp_w, comp_s = d_data[nw + n:nw + n + k * n], d_data[nw + n + k * n:nw + n + 2 * k * n]
-        self._launch(self._dose, f"kernel sfrt_photon_dose ({label}, z-slices {z0}..{z0 + zc - 1})", nx * ny * zc,
+        weights, tdd = d_floats[:nw], d_floats[nw:nw + n]
+        comp_w, comp_s = d_floats[nw + n:nw + n + k * n], d_floats[nw + n + k * n:nw + n + 2 * k * n]
+        self._launch(self._dose, f"kernel sfrt_photon_dose ({where})", nx * ny * zc,
                      (d_grid, d_beam, d_table, weights, tdd, comp_w, comp_s, d_dose, np.int32(z0), np.int32(zc)))
 
     # -- protocol ------------------------------------------------------------
-    def radiological_depth(self, density, grid: Grid, task: PhotonBeamTask) -> np.ndarray:
-        """Ray table of water-equivalent depth [mm], float32 ``task.ray_shape`` = (nv, nu, nz)."""
+    def radiological_depth(self, density, grid: Grid, task) -> np.ndarray:
+        """Ray table of water-equivalent depth [mm], float32 ``task.ray_shape`` = (nv, nu, nz), of a photon or
+        proton task (the trace kernel reads only the frame and ray lattice, laid out alike in both packs)."""
         cp = self._cp
         density = _density_f32(density, grid)
         need = (_aligned(density.nbytes) + _aligned(_table_count(task) * 4) + _aligned(GRID_PACK_SIZE * 8)
@@ -373,32 +423,47 @@ class CupyBackend:
 
     def photon_dose(self, density, grid: Grid, tasks) -> np.ndarray:
         """Sum of the beams' doses [Gy], float32 [z, y, x], beams added voxel by voxel in order."""
+        return self._run_dose(density, grid, list(tasks))
+
+    def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
+        """Sum of the proton beams' doses [Gy], float32 [z, y, x]; density is relative stopping power."""
+        return self._run_dose(density, grid, list(tasks))
+
+    def _run_dose(self, density, grid: Grid, tasks: list) -> np.ndarray:
+        """The driver of both kinds (as run_dose in dose_cuda.cu): one pass with the dose on the device, or
+        every ray table first and then the dose in z-chunks (bit-identical)."""
         cp = self._cp
-        tasks = list(tasks)
         density = _density_f32(density, grid)
         nz, ny, nx = grid.shape_zyx
         if not tasks:
             return np.zeros(grid.shape_zyx, dtype=np.float32)
+        kind = _task_kind(tasks)
         plan = self.memory_plan(grid, tasks)
         self.last_memory_plan = plan
         packed = [task.pack() for task in tasks]
-        data = [np.concatenate([np.ravel(t.weights_mu), np.ravel(t.depth_dose_gy_per_mu), np.ravel(t.component_weight),
-                                np.ravel(t.component_sigma_mm)]).astype(np.float32) for t in tasks]
+        floats, doubles = zip(*(_beam_data(t) for t in tasks))
         max_table = max(_table_count(t) for t in tasks)
-        max_data = max(d.size for d in data)
-        with self._device_errors(f"computing photon dose on the {_shape_text(grid)} grid"):
+        with self._device_errors(f"computing {kind} dose on the {_shape_text(grid)} grid"):
             d_grid = cp.asarray(pack_grid(grid))
             d_beam = cp.empty(BEAM_PACK_SIZE, dtype=cp.float64)
-            d_data = cp.empty(max_data, dtype=cp.float32)
+            d_floats = cp.empty(max(f.size for f in floats), dtype=cp.float32)
+            d_doubles = cp.empty(max(d.size for d in doubles), dtype=cp.float64)
             d_table = cp.empty(max_table, dtype=cp.float32)
+
+            def upload(i: int) -> None:
+                d_beam.set(packed[i])
+                d_floats[:floats[i].size].set(floats[i])
+                if doubles[i].size:
+                    d_doubles[:doubles[i].size].set(doubles[i])
+
             if not plan["chunked"]:
                 d_density = cp.asarray(density)
                 d_dose = cp.zeros(grid.shape_zyx, dtype=cp.float32)
                 for i, task in enumerate(tasks):
-                    d_beam.set(packed[i])
-                    d_data[:data[i].size].set(data[i])
+                    upload(i)
                     self._trace_into(d_density, d_grid, d_beam, d_table, task, f"beam {i}")
-                    self._dose_into(d_grid, d_beam, d_table, d_data, task, d_dose, grid, 0, nz, f"beam {i}")
+                    self._dose_into(d_grid, d_beam, d_table, d_floats, d_doubles, task, d_dose, grid, 0, nz,
+                                    f"beam {i}")
                 return d_dose.get()
             # phase 1: every ray table, traced on the device and parked on the host
             d_density = cp.asarray(density)
@@ -416,10 +481,10 @@ class CupyBackend:
                 zc = min(chunk, nz - z0)
                 d_dose.fill(0)
                 for i, task in enumerate(tasks):
-                    d_beam.set(packed[i])
-                    d_data[:data[i].size].set(data[i])
+                    upload(i)
                     d_table[:tables[i].size].set(tables[i])
-                    self._dose_into(d_grid, d_beam, d_table, d_data, task, d_dose, grid, z0, zc, f"beam {i}")
+                    self._dose_into(d_grid, d_beam, d_table, d_floats, d_doubles, task, d_dose, grid, z0, zc,
+                                    f"beam {i}")
                 dose[z0:z0 + zc] = d_dose[:zc].get()
             return dose
 
