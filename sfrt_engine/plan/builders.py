@@ -71,17 +71,32 @@ def body_entry_point(patient: Patient, point_xyz_mm, direction) -> np.ndarray:
     )
 
 
-def open_field(machine: PhotonMachine, patient: Patient, field_mm=(100.0, 100.0), gantry_deg: float = 0.0,
+def open_field(machine, patient: Patient, field_mm=(100.0, 100.0), gantry_deg: float = 0.0,
                ssd_mm: float = 1000.0, couch_deg: float = 0.0, collimator_deg: float = 0.0,
-               beamlet_mm: float = 5.0, weight_mu: float = 1.0, name: str = "open") -> Beam:
+               beamlet_mm: float = 5.0, weight_mu: float = 1.0, name: str = "open", energy_mev: float | None = None,
+               spot_spacing_mm: float | None = None, weight_gp: float = 0.01):
     """Open rectangular field with its central axis through the centre of the patient grid.
 
-    The source sits ``ssd_mm`` from where the central axis enters BODY, so the
-    isocentre is ``SAD - SSD`` beyond the surface. ``field_mm`` is the field size at
-    the isocentre plane; it is tiled exactly by beamlets close to ``beamlet_mm``,
-    each of weight ``weight_mu``. With the default calibration a 10 x 10 cm field at
-    SSD 100 cm gives ``0.01 * weight_mu`` Gy at d_max.
+    The (virtual) source sits ``ssd_mm`` from where the central axis enters BODY, so the
+    isocentre is ``SAD - SSD`` beyond the surface.
+
+    Photons (a :class:`PhotonMachine`): ``field_mm`` is the field size at the isocentre
+    plane, tiled exactly by beamlets close to ``beamlet_mm``, each of weight ``weight_mu``.
+    With the default calibration a 10 x 10 cm field at SSD 100 cm gives
+    ``0.01 * weight_mu`` Gy at d_max. Returns a :class:`Beam`.
+
+    Protons (a :class:`ProtonMachine`, ``energy_mev`` required): a uniform mono-energetic
+    layer of spots of ``weight_gp`` covering ``field_mm`` at the surface (spot centres from
+    edge to edge), spaced by ``spot_spacing_mm`` at the surface, by default the spot sigma
+    in air at that energy, and never more. Returns a :class:`ProtonBeam`.
     """
+    from ..machines import ProtonMachine
+
+    if isinstance(machine, ProtonMachine):
+        return _open_proton_field(machine, patient, field_mm, gantry_deg, ssd_mm, couch_deg, collimator_deg, name,
+                                  energy_mev, spot_spacing_mm, weight_gp)
+    if energy_mev is not None:
+        raise PlanError(f"energy_mev={energy_mev!r} applies to proton machines; {machine.name!r} is a photon machine")
     fu, fv = np.broadcast_to(np.asarray(field_mm, dtype=float), (2,))
     if not (np.isfinite(fu) and np.isfinite(fv) and fu > 0 and fv > 0):
         raise PlanError(f"field_mm={field_mm!r}: expected positive field sizes in mm")
@@ -102,6 +117,41 @@ def open_field(machine: PhotonMachine, patient: Patient, field_mm=(100.0, 100.0)
     return Beam(machine, tuple(iso), float(gantry_deg), np.full((nv, nu), float(weight_mu)), (du, dv),
                 (-0.5 * fu + 0.5 * du, -0.5 * fv + 0.5 * dv), couch_deg=float(couch_deg),
                 collimator_deg=float(collimator_deg), name=name)
+
+
+def _open_proton_field(machine, patient: Patient, field_mm, gantry_deg, ssd_mm, couch_deg, collimator_deg, name,
+                       energy_mev, spot_spacing_mm, weight_gp):
+    from .protons import ProtonBeam, SpotLayer
+
+    if energy_mev is None:
+        raise PlanError(f"open_field on proton machine {machine.name!r} needs energy_mev "
+                        f"({machine.min_energy_mev:g}-{machine.max_energy_mev:g} MeV)")
+    k = machine.energy_index(float(energy_mev), where="open_field")
+    fu, fv = np.broadcast_to(np.asarray(field_mm, dtype=float), (2,))
+    if not (np.isfinite(fu) and np.isfinite(fv) and fu > 0 and fv > 0):
+        raise PlanError(f"field_mm={field_mm!r}: expected positive field sizes in mm")
+    if not (np.isfinite(ssd_mm) and 0 < ssd_mm):
+        raise PlanError(f"ssd_mm={ssd_mm!r}: expected a positive distance in mm")
+    if not (np.isfinite(weight_gp) and weight_gp >= 0):
+        raise PlanError(f"weight_gp={weight_gp!r}: expected a finite weight >= 0 Gp")
+    sigma = float(machine.sigma_air_mm[k])
+    spacing = sigma if spot_spacing_mm is None else float(spot_spacing_mm)
+    if not (np.isfinite(spacing) and 0 < spacing <= sigma + 1e-9):
+        raise PlanError(f"spot_spacing_mm={spot_spacing_mm!r}: expected > 0 and at most the spot sigma in air "
+                        f"({sigma:.2f} mm at {energy_mev:g} MeV) for a uniform field")
+    centre = np.array(patient.grid.center_xyz_mm)
+    frame = beam_frame(centre, machine.sad_mm, gantry_deg, couch_deg, collimator_deg)
+    surface = body_entry_point(patient, centre, frame.direction)
+    source = surface - ssd_mm * frame.direction
+    iso = source + machine.sad_mm * frame.direction
+    to_iso = machine.sad_mm / ssd_mm  # surface-plane distances -> isocentre plane
+    nu = int(np.ceil(fu / spacing - 1e-9)) + 1
+    nv = int(np.ceil(fv / spacing - 1e-9)) + 1
+    du, dv = fu / (nu - 1), fv / (nv - 1)
+    layer = SpotLayer(float(energy_mev), np.full((nv, nu), float(weight_gp)), (du * to_iso, dv * to_iso),
+                      (-0.5 * fu * to_iso, -0.5 * fv * to_iso))
+    return ProtonBeam(machine, tuple(iso), float(gantry_deg), (layer,), couch_deg=float(couch_deg),
+                      collimator_deg=float(collimator_deg), name=name)
 
 
 def _as_angles(value, label: str) -> list[float]:
