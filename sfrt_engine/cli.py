@@ -154,20 +154,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import ComparisonSettings, run_comparison
     from .plotting import save_arm_slices, save_histograms
 
+    avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
     settings = ComparisonSettings(
         technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
         vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
-        backend=args.backend)
+        backend=args.backend, avoid=avoid)
     out = Path(args.out)
-    bar = tqdm(total=6, desc="sfrt compare", unit="step", disable=args.quiet, file=sys.stderr)
+    bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
+               file=sys.stderr)
 
     def progress(message: str) -> None:
         bar.set_postfix_str(message)
         bar.update(1)
 
-    progress("building the sarcoma phantom")
-    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
+    if args.dicom:
+        progress(f"reading DICOM from {args.dicom}")
+        patient = dicom_case(args.dicom, args.target)
+    else:
+        progress("building the sarcoma phantom")
+        patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
     result = run_comparison(patient, settings, progress=progress)
     report = result.report
     report["settings"]["runtime_s"] = round(result.seconds, 2)
@@ -183,6 +189,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              f"{int(max(z_counts))} vertices in this slice")
     hist = save_histograms(out / "histograms.png", result.physical_gy, result.eqd2_gy, patient,
                            title=f"SFRT vs CRT ({settings.technique}, boost mode '{mode}')")
+    exported = None
+    if args.export_dicom:
+        progress("exporting RTDOSE, RTSTRUCT and HDF5")
+        exported = se.io.export_comparison(out, result)
     bar.close()
     crt = report["arms"]["CRT"]["schedule"]
     sfrt = report["arms"]["SFRT"]["schedule"]
@@ -195,7 +205,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f"{sfrt['n_sessions']} sessions")
     print_arm_table(report)
     print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
+    if exported:
+        files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
+        print("exported " + ", ".join(str(f) for f in files if f))
     return 0
+
+
+def dicom_case(folder: str, target: str):
+    """A DICOM CT + RTSTRUCT case ready for the comparison: ``target`` becomes GTV; PTV (GTV + 5 mm)
+    and BODY (CT numbers above -500 HU) are derived when the structure set lacks them."""
+    import sfrt_engine as se
+    from .phantoms import _expand
+
+    patient = se.io.read_dicom(folder)
+    structures = patient.structures
+    if target not in structures:
+        raise se.StructureError(f"--target {target!r} is not an ROI of {folder}; ROIs: {', '.join(structures)}")
+    if target != "GTV":
+        structures["GTV"] = structures[target]
+    if "BODY" not in structures:
+        structures["BODY"] = patient.hu > -500.0
+    if "PTV" not in structures:
+        structures["PTV"] = _expand(structures["GTV"], patient.grid, 5.0) & structures["BODY"]
+    return patient
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--backend", default="auto", help="auto | cuda | cupy | cpp | numpy (default auto)")
     p_cmp.add_argument("--spacing", type=float, default=2.5, help="phantom voxel size [mm] (default 2.5)")
     p_cmp.add_argument("--out", default="sfrt_out", help="output folder (default ./sfrt_out)")
+    p_cmp.add_argument("--dicom", default=None, metavar="FOLDER",
+                       help="run on a DICOM case (axial HFS CT series + RTSTRUCT in FOLDER) instead of the phantom")
+    p_cmp.add_argument("--target", default="GTV", help="ROI of the DICOM case to fill with vertices (default GTV)")
+    p_cmp.add_argument("--avoid", nargs="*", default=None, metavar="NAME",
+                       help="structures the vertices keep away from (default FEMUR SKIN on the phantom, none on DICOM)")
+    p_cmp.add_argument("--export-dicom", action="store_true",
+                       help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
     p_cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_cmp.set_defaults(func=cmd_compare)
 
