@@ -63,15 +63,22 @@ def alpha_beta_map(patient: Patient, alpha_beta_gy: Mapping[str, float] | None =
     ----------
     alpha_beta_gy : mapping, optional
         Values that override :data:`DEFAULT_ALPHA_BETA_GY`. Structures named here
-        but not in ``precedence`` rank before the listed ones, in the order given.
+        but not in ``precedence`` rank before the listed ones, in the order given. A
+        value for GTV also applies to VERTICES and VALLEY (parts of the GTV) unless
+        they are given too, so ``GTV=10`` changes the whole tumour.
     precedence : sequence of str
         Overlap order (first wins).
     default_gy : float
         For voxels in none of the structures.
     """
     values = dict(DEFAULT_ALPHA_BETA_GY)
+    overrides = dict(alpha_beta_gy or {})
+    if "GTV" in overrides:
+        for part in ("VERTICES", "VALLEY"):
+            if part in patient.structures:
+                overrides.setdefault(part, overrides["GTV"])
     extra = []
-    for name, ab in (alpha_beta_gy or {}).items():
+    for name, ab in overrides.items():
         if not (np.isfinite(ab) and ab > 0):
             raise PlanError(f"alpha/beta of {name!r} = {ab!r}: expected a positive value in Gy")
         if name not in patient.structures:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from .biology import DEFAULT_GEUD_A, DEFAULT_PRECEDENCE, alpha_beta_map, eqd2, geud, physical_dose
+from .errors import StructureError
 from .evaluation import dose_statistics, sfrt_metrics
 from .patient import Patient
 from .plan.components import Component, boost_component, crt_component
@@ -156,6 +157,14 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         patient = sarcoma_thigh()
     for name in (settings.target, settings.ptv, *settings.avoid):
         patient.structures[name]  # raises a clear StructureError if missing
+    # check the schedules and alpha/beta names before spending time on dose
+    crt_schedule(settings.crt_fractions)
+    sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
+                  crt_vertex_mean_gy=0.0)
+    unknown = [n for n in settings.alpha_beta_gy if n not in patient.structures and n not in ("VERTICES", "VALLEY")]
+    if unknown:
+        raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "
+                             f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
     prepared = prepare(patient, settings, progress)
     if progress:
         progress("biology and evaluation")

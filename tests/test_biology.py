@@ -145,8 +145,11 @@ def test_alpha_beta_precedence_where_structures_overlap():
     ab = alpha_beta_map(patient).ravel()
     # targets before organs at risk: tumour 4 wins over skin 2; skin 2 before femur 3
     np.testing.assert_array_equal(ab, [4.0, 4.0, 4.0, 2.0, 3.0, 3.0, 3.0])
-    # an override changes the value but not the rank: VERTICES still wins over GTV
+    # a GTV override covers its parts (VERTICES, VALLEY) unless they are given too
     ab = alpha_beta_map(patient, {"GTV": 10.0, "SKIN": 1.5}).ravel()
+    np.testing.assert_array_equal(ab, [10.0, 10.0, 4.0, 1.5, 3.0, 3.0, 3.0])
+    # an override changes the value but not the rank: VERTICES still wins over GTV
+    ab = alpha_beta_map(patient, {"GTV": 10.0, "VERTICES": 4.0, "SKIN": 1.5}).ravel()
     np.testing.assert_array_equal(ab, [4.0, 10.0, 4.0, 1.5, 3.0, 3.0, 3.0])
     # a structure named in the overrides but not in the precedence list ranks first
     patient.structures["NERVE"] = np.array([0, 1, 0, 0, 0, 1, 0], bool).reshape(1, 1, 7)
