@@ -89,6 +89,7 @@ sfrt::cuda::ProtonBeamHost proton_beam_from(const f64& packed, const f64& layers
                     " spots per axis and positive spacing");
         require(s.weight_offset >= 0 && s.weight_offset + (long long)s.nu * s.nv <= n_weights,
                 where + ": layer weights run past the weight array");
+        require(s.range_shifter_mm >= 0 && s.range_shifter_mm < 1e4, where + ": range shifter must be >= 0 mm");
     }
     a.layers = layers.data();
     a.weights = weights.data();
