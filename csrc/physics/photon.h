@@ -58,7 +58,9 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
             SFRT_SCRATCH_LOOP for (int i = 0; i < ti; ++i) col[i] = 0.0f;
             for (int jb = 0; jb < nj; jb += SFRT_LATERAL_TILE) {
                 const int tj = nj - jb < SFRT_LATERAL_TILE ? nj - jb : SFRT_LATERAL_TILE;
-                SFRT_SCRATCH_LOOP for (int j = 0; j <= tj; ++j) pv[j] = erf_fast((v_rel - (float)(j0 + jb + j) * dv) * inv);
+                SFRT_SCRATCH_LOOP for (int j = 0; j <= tj; ++j) {
+                    pv[j] = erf_fast((v_rel - (float)(j0 + jb + j) * dv) * inv);
+                }
                 SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) pv[j] = 0.5f * (pv[j] - pv[j + 1]);
                 SFRT_SCRATCH_LOOP for (int j = 0; j < tj; ++j) {
                     const float* w = weights + (long long)(j0 + jb + j) * b.nbu + i0 + ib;
