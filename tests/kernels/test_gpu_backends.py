@@ -1,13 +1,15 @@
 """The cuda and cupy backends (DESIGN 6): one kernel source, two compilers, planned device memory.
 
 On a machine without a GPU (CI) this checks what can be checked there: the kernel
-file and the physics headers compile under NVRTC (no device needed), the ``_cuda``
-module imports and reports its build, both backends give a clean "no CUDA device"
-reason, and the device-memory planner of ``_cuda`` and of the CuPy backend agree.
-The tests marked ``gpu`` run the kernels: parity with the NumPy reference in one
-pass and in z-chunks, bit-identical chunked results, and out-of-memory errors that
-name the sizes. They skip with the registry's reason, or fail under
-``SFRT_REQUIRE_CUDA=1``.
+file and the physics headers compile under NVRTC (no device needed) with a small
+per-thread local memory, the lateral sums give the same bits in the GPU's tiles as
+in the CPU's single tile, the ``_cuda`` module imports and reports its build, both
+backends give a clean "no CUDA device" reason, and the device-memory planner of
+``_cuda`` and of the CuPy backend agree, for photon and proton beams. The tests
+marked ``gpu`` run the kernels: parity with the NumPy reference in one pass and in
+z-chunks, bit-identical chunked results, and out-of-memory errors that name the
+sizes, for photon and proton beams. They skip with the registry's reason, or fail
+under ``SFRT_REQUIRE_CUDA=1``.
 
 Tolerances as in test_parity.py: float32 kernels agree with the float64 reference
 within 1e-4 of the maximum dose (DESIGN 6); ray tables accumulate in float64 from
@@ -21,6 +23,7 @@ import importlib
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,9 @@ import pytest
 
 import sfrt_engine as se
 from sfrt_engine.kernels import backend_cuda, backend_cupy, prepare_photon_tasks
+from sfrt_engine.kernels._proton_task import ProtonBeamTask, prepare_proton_tasks
 from sfrt_engine.kernels._task import pack_grid
+from sfrt_engine.plan.protons import ProtonBeam, SpotLayer
 
 DOSE_TOL = 1e-4  # of the maximum reference dose (DESIGN 6)
 DEPTH_RTOL = 1e-4
@@ -46,9 +51,37 @@ def _cuda_module():
 
 # --- cases ----------------------------------------------------------------------
 
+def _spot_layers(energies_mev, shape=(7, 9), spacing_mm=5.0, seed: int = 0) -> tuple[SpotLayer, ...]:
+    """Centred spot layers, random weights in [0.5, 1.5) Gp with about one spot in six off."""
+    rng = np.random.default_rng(seed)
+    nv, nu = shape
+    layers = []
+    for energy in energies_mev:
+        w = rng.uniform(0.5, 1.5, shape)
+        w[rng.uniform(size=shape) < 1.0 / 6.0] = 0.0
+        layers.append(SpotLayer(energy, w, (spacing_mm, spacing_mm),
+                                (-0.5 * (nu - 1) * spacing_mm, -0.5 * (nv - 1) * spacing_mm)))
+    return tuple(layers)
+
+
 @functools.cache
 def _case(name: str):
-    """(patient, tasks) of a small case: 4-6 mm voxels, so the reference is quick."""
+    """(patient, tasks) of a small case: 4-6 mm voxels, so the reference is quick. Photon cases give
+    photon tasks, proton cases (``water_layer``, ``bone_oblique``) proton tasks."""
+    if name in PROTON_CASES:
+        m = se.load_machine("proton_generic")
+        if name == "water_layer":  # one energy, a Bragg peak at 77 mm in a water box
+            p = se.phantoms.water_box(size_xyz_mm=(80.0, 120.0, 60.0), spacing_xyz_mm=4.0)
+            beams = [ProtonBeam(m, (0.0, 0.0, 0.0), 0.0, (SpotLayer(100.0, np.ones((5, 5)), (6.0, 6.0),
+                                                                    (-12.0, -12.0)),))]
+        else:  # three layers (one behind a 20 mm range shifter), oblique, through a cortical-bone slab
+            p = se.phantoms.slab(size_xyz_mm=(100.0, 160.0, 80.0), spacing_xyz_mm=4.0,
+                                 slabs=(("BONE", 30.0, 50.0, 1300.0),))
+            layers = _spot_layers((110.0, 120.0, 130.0), seed=5)
+            shifted = SpotLayer(layers[0].energy_mev, layers[0].weights_gp, layers[0].spacing_mm,
+                                layers[0].origin_uv_mm, range_shifter_mm=20.0)
+            beams = [ProtonBeam(m, (0.0, 0.0, 0.0), 25.0, (shifted, *layers[1:]), couch_deg=10.0)]
+        return p, prepare_proton_tasks(beams, p.grid)
     m = se.load_machine("photon_6mv")
     if name == "oblique":
         p = se.phantoms.water_box(size_xyz_mm=(120.0, 120.0, 120.0), spacing_xyz_mm=5.0)
@@ -67,13 +100,30 @@ def _case(name: str):
     return p, prepare_photon_tasks(beams, p.grid)
 
 
+def _is_proton(tasks) -> bool:
+    return isinstance(tasks[0], ProtonBeamTask)
+
+
+def _density(p, tasks) -> np.ndarray:
+    """What the kernels integrate: relative stopping power for protons, electron density for photons."""
+    return p.stopping_power() if _is_proton(tasks) else p.density()
+
+
+def _dose(engine, p, tasks) -> np.ndarray:
+    """The engine's dose of the tasks, through proton_dose or photon_dose."""
+    run = engine.proton_dose if _is_proton(tasks) else engine.photon_dose
+    return np.asarray(run(_density(p, tasks), p.grid, tasks))
+
+
 @functools.cache
 def _reference(name: str) -> np.ndarray:
     p, tasks = _case(name)
-    return se.get_backend("numpy").photon_dose(p.density(), p.grid, tasks)
+    return _dose(se.get_backend("numpy"), p, tasks)
 
 
-CASES = ["oblique", "couch", "slab"]
+PHOTON_CASES = ["oblique", "couch", "slab"]
+PROTON_CASES = ["water_layer", "bone_oblique"]
+CASES = PHOTON_CASES + PROTON_CASES
 
 
 # --- NVRTC: the kernel file and the physics headers compile without a GPU -----------
@@ -126,11 +176,61 @@ def test_kernels_compile_under_nvrtc_without_a_gpu(arch, extra):
         assert "warning" not in log.lower(), log
 
 
+def test_kernels_cover_both_modalities():
+    assert set(backend_cupy.KERNEL_NAMES) == {"sfrt_trace_rays", "sfrt_photon_dose", "sfrt_proton_dose"}
+
+
+def _local_depot_bytes(ptx: str) -> dict[str, int]:
+    """Per-thread local memory (``__local_depot``) of each kernel in a PTX text [bytes]."""
+    entries = list(re.finditer(r"\.entry\s+(\w+)\s*\(", ptx))
+    out = {}
+    for k, entry in enumerate(entries):
+        body = ptx[entry.end():entries[k + 1].start() if k + 1 < len(entries) else len(ptx)]
+        depot = re.search(r"__local_depot\d+\[(\d+)\]", body)
+        out[entry.group(1)] = int(depot.group(1)) if depot else 0
+    return out
+
+
+def test_kernels_keep_per_thread_local_memory_small():
+    """The lateral scratch arrays hold SFRT_LATERAL_TILE (64) beamlets on the GPU, not SFRT_MAX_BEAMLETS_1D
+    (512): about 0.8 KB of local memory per thread instead of 6 KB, which the drivers reserve for every
+    resident thread (1.6 GB on an H100 at 6 KB)."""
+    ptx, _ = _compile_ptx(backend_cupy.kernel_include_dir(), "compute_90")
+    depots = _local_depot_bytes(ptx)
+    assert set(depots) == set(backend_cupy.KERNEL_NAMES)
+    for name, size in depots.items():
+        assert size <= 1024, f"{name}: {size} bytes of local memory per thread"
+
+
+def test_lateral_tiles_do_not_change_the_dose(tmp_path):
+    """The GPU runs the lateral sums in tiles of SFRT_LATERAL_TILE, the CPU in one: the photon and proton
+    point doses of tests/kernels/lateral_tiles.cpp must be the same bits with tiles of 1 and 7 beamlets
+    as with the CPU's single tile (host compiler, no OpenMP, no contraction: the order is what is tested)."""
+    compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler (c++, g++, clang++) on PATH")
+    source = Path(__file__).with_name("lateral_tiles.cpp")
+    csrc = Path(__file__).resolve().parents[2] / "csrc"
+    if not (csrc / "physics" / "photon.h").is_file():
+        pytest.skip(f"no source tree at {csrc}")
+    outputs = {}
+    for tile in ("1", "7", "default"):
+        exe = tmp_path / f"tiles_{tile}"
+        define = [] if tile == "default" else [f"-DSFRT_LATERAL_TILE={tile}"]
+        subprocess.run([compiler, "-std=c++17", "-O2", "-ffp-contract=off", *define, f"-I{csrc}", str(source),
+                        "-o", str(exe)], check=True, timeout=120, capture_output=True)
+        outputs[tile] = subprocess.run([str(exe)], check=True, timeout=60, capture_output=True, text=True).stdout
+    lines = outputs["default"].split()
+    assert len(lines) > 1000 and len(set(lines)) > 0.9 * len(lines)  # many distinct, non-trivial doses
+    assert "00000000" not in lines
+    assert outputs["1"] == outputs["default"] and outputs["7"] == outputs["default"]
+
+
 def test_installed_headers_are_complete():
     """The package data the CuPy backend compiles holds every header the kernels include."""
     include_dir = backend_cupy.kernel_include_dir()
     for rel in (backend_cupy.KERNEL_HEADER, "params.h", "physics/common.h", "physics/raytrace.h",
-                "physics/photon.h"):
+                "physics/photon.h", "physics/proton.h"):
         assert (include_dir / rel).is_file(), f"{rel} missing from {include_dir}"
 
 
@@ -237,20 +337,74 @@ def test_memory_plan_policy(case):
         assert isinstance(info.value, MemoryError)
 
 
+def _cuda_plan(cuda, grid, tasks, budget: int) -> dict:
+    packed = [t.pack() for t in tasks]
+    if _is_proton(tasks):
+        layers, weights = zip(*(t.pack_layers() for t in tasks))
+        return dict(cuda.plan_proton_memory(pack_grid(grid), packed, list(layers), list(weights), budget))
+    return dict(cuda.plan_memory(pack_grid(grid), packed, budget))
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_memory_plan_is_the_same_in_cuda_and_cupy(case):
     cuda = _cuda_module()
     p, tasks = _case(case)
-    packed = [t.pack() for t in tasks]
     for key, budget in _budgets(backend_cupy.plan_memory(p.grid, tasks, 1 << 40)).items():
         try:
             expected = backend_cupy.plan_memory(p.grid, tasks, budget)
         except se.DeviceMemoryError as exc:
             with pytest.raises(cuda.DeviceMemoryError) as info:
-                cuda.plan_memory(pack_grid(p.grid), packed, budget)
+                _cuda_plan(cuda, p.grid, tasks, budget)
             assert str(info.value) == str(exc), key
         else:
-            assert dict(cuda.plan_memory(pack_grid(p.grid), packed, budget)) == expected, key
+            assert _cuda_plan(cuda, p.grid, tasks, budget) == expected, key
+
+
+@pytest.mark.parametrize("case", PROTON_CASES)
+def test_proton_memory_plan_counts_the_machine_tables(case):
+    """A proton beam's data: its layers (float64), spot weights and the machine's IDD and sigma tables."""
+    p, tasks = _case(case)
+    plan = backend_cupy.plan_memory(p.grid, tasks, 1 << 40)
+    task = tasks[0]
+    layers, weights = task.pack_layers()
+    tables = 2 * task.idd_gy_mm2_per_gp.size * 4
+    assert plan["beam_bytes"] >= tables + weights.nbytes + layers.nbytes
+    assert plan["beam_bytes"] < tables + weights.nbytes + layers.nbytes + 4 * 512  # four aligned buffers
+    nz = p.grid.shape_zyx[0]
+    with pytest.raises(se.DeviceMemoryError, match=r"^proton dose on the \(nz, ny, nx\) = \(" + str(nz)):
+        backend_cupy.plan_memory(p.grid, tasks, plan["trace_bytes"] - 1)
+
+
+def test_memory_plan_refuses_mixed_modalities():
+    _, photons = _case("oblique")
+    _, protons = _case("water_layer")
+    with pytest.raises(TypeError, match="all PhotonBeamTask or all ProtonBeamTask"):
+        backend_cupy.plan_memory(_case("oblique")[0].grid, [*photons, *protons], 1 << 40)
+
+
+def test_cuda_checks_proton_arguments():
+    """_cuda.proton_dose validates what it is given before any CUDA call (so this runs without a device)."""
+    cuda = _cuda_module()
+    p, tasks = _case("water_layer")
+    task = tasks[0]
+    layers, weights = task.pack_layers()
+    idd = np.asarray(task.idd_gy_mm2_per_gp, dtype=np.float32)
+    sigma = np.asarray(task.sigma_mm, dtype=np.float32)
+    args = (p.stopping_power().astype(np.float32), pack_grid(p.grid), [task.pack()])
+    with pytest.raises(ValueError, match="layer weights run past the weight array"):
+        cuda.proton_dose(*args, [layers], [weights[:-1]], [idd], [sigma])
+    with pytest.raises(ValueError, match="idd and sigma tables must be"):
+        cuda.proton_dose(*args, [layers], [weights], [idd[:, :-1]], [sigma])
+    with pytest.raises(ValueError, match="layers must be"):
+        cuda.proton_dose(*args, [layers[:, :-1]], [weights], [idd], [sigma])
+    bad = layers.copy()
+    bad[0, 0] = idd.shape[0]
+    with pytest.raises(ValueError, match="layer energy index out of range"):
+        cuda.proton_dose(*args, [bad], [weights], [idd], [sigma])
+    bad = layers.copy()
+    bad[0, 8] = -1.0  # range shifter thickness
+    with pytest.raises(ValueError, match="range shifter must be >= 0 mm"):
+        cuda.proton_dose(*args, [bad], [weights], [idd], [sigma])
 
 
 @pytest.mark.parametrize("n", [0, 1023, 1024, 5 << 19, 3 << 30])
@@ -306,7 +460,7 @@ def test_dose_matches_reference(gpu, case, mode):
     p, tasks = _case(case)
     engine = _engine(gpu, _chunking_budget(gpu, case) if mode == "z_chunks" else 0)
     assert engine.memory_plan(p.grid, tasks)["chunked"] == (mode == "z_chunks")
-    got = np.asarray(engine.photon_dose(p.density(), p.grid, tasks))
+    got = _dose(engine, p, tasks)
     ref = _reference(case)
     assert got.dtype == np.float32 and got.shape == ref.shape and ref.max() > 0.0
     err = np.abs(got - ref).max() / ref.max()
@@ -319,8 +473,8 @@ def test_ray_tables_match_reference(gpu, case):
     p, tasks = _case(case)
     engine, reference = _engine(gpu), se.get_backend("numpy")
     for task in tasks:
-        ref = reference.radiological_depth(p.density(), p.grid, task)
-        got = np.asarray(engine.radiological_depth(p.density(), p.grid, task))
+        ref = reference.radiological_depth(_density(p, tasks), p.grid, task)
+        got = np.asarray(engine.radiological_depth(_density(p, tasks), p.grid, task))
         assert got.shape == task.ray_shape and ref.max() > 10.0
         np.testing.assert_allclose(got, ref, rtol=DEPTH_RTOL, atol=DEPTH_ATOL_MM, err_msg=f"{engine.name} {case}")
 
@@ -329,30 +483,33 @@ def test_ray_tables_match_reference(gpu, case):
 @pytest.mark.parametrize("case", CASES)
 def test_z_chunks_are_bit_identical_to_one_pass(gpu, case):
     p, tasks = _case(case)
-    one_pass = _engine(gpu).photon_dose(p.density(), p.grid, tasks)
+    one_pass = _dose(_engine(gpu), p, tasks)
     chunked_engine = _engine(gpu, _chunking_budget(gpu, case))
-    chunked = chunked_engine.photon_dose(p.density(), p.grid, tasks)
+    chunked = _dose(chunked_engine, p, tasks)
     assert chunked_engine.memory_plan(p.grid, tasks)["chunk_slices"] < p.grid.shape_zyx[0]
     assert np.array_equal(one_pass, chunked)
-    assert np.array_equal(one_pass, _engine(gpu).photon_dose(p.density(), p.grid, tasks))  # and repeatable
+    assert np.array_equal(one_pass, _dose(_engine(gpu), p, tasks))  # and repeatable
 
 
 @pytest.mark.gpu
-def test_out_of_device_memory_names_the_sizes(gpu):
-    p, tasks = _case("slab")
+@pytest.mark.parametrize("case", ["slab", "bone_oblique"])
+def test_out_of_device_memory_names_the_sizes(gpu, case):
+    p, tasks = _case(case)
     engine = _engine(gpu, 4096)
     nz, ny, nx = p.grid.shape_zyx
     with pytest.raises(se.DeviceMemoryError, match=re.escape(f"(nz, ny, nx) = ({nz}, {ny}, {nx})")) as info:
-        engine.photon_dose(p.density(), p.grid, tasks)
+        _dose(engine, p, tasks)
     assert "density" in str(info.value) and "4.0 KiB is available" in str(info.value)
+    assert ("proton dose" if _is_proton(tasks) else "photon dose") in str(info.value)
     with pytest.raises(se.DeviceMemoryError, match="ray table"):
-        engine.radiological_depth(p.density(), p.grid, tasks[0])
+        engine.radiological_depth(_density(p, tasks), p.grid, tasks[0])
     # the device is still usable afterwards
-    assert np.asarray(_engine(gpu).photon_dose(p.density(), p.grid, tasks)).max() > 0.0
+    assert _dose(_engine(gpu), p, tasks).max() > 0.0
 
 
 @pytest.mark.gpu
-def test_cuda_and_cupy_run_the_same_kernels():
+@pytest.mark.parametrize("case", ["couch", "bone_oblique"])
+def test_cuda_and_cupy_run_the_same_kernels(case):
     """nvcc and NVRTC compile one source. They may differ in the last bits (CuPy adds -ftz=true;
     the two compiler versions may contract multiply-adds differently), far below the 1e-4 parity."""
     for name in GPU_BACKENDS:
@@ -361,9 +518,9 @@ def test_cuda_and_cupy_run_the_same_kernels():
             if os.environ.get("SFRT_REQUIRE_CUDA") == "1":
                 pytest.fail(f"SFRT_REQUIRE_CUDA=1 but backend {name!r} cannot run: {reason}", pytrace=False)
             pytest.skip(f"backend {name!r} unavailable: {reason}")
-    p, tasks = _case("couch")
-    a = _engine(backend_cuda).photon_dose(p.density(), p.grid, tasks)
-    b = _engine(backend_cupy).photon_dose(p.density(), p.grid, tasks)
+    p, tasks = _case(case)
+    a = _dose(_engine(backend_cuda), p, tasks)
+    b = _dose(_engine(backend_cupy), p, tasks)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(np.max(a)))
 
 
