@@ -1,5 +1,6 @@
 """Plans: beam geometry, beams and the builders that make them."""
 
+from .arcs import Arc, ControlPoint, arc_gantry_angles, conformal_arc, refine_leaf_pair_fluence
 from .beam import Beam
 from .builders import body_entry_point, conformal_beams, open_field
 from .geometry import BeamFrame, beam_frame
@@ -10,3 +11,4 @@ from .vertices import VertexLattice, place_vertices
 __all__ = ["Beam", "BeamFrame", "beam_frame", "body_entry_point", "conformal_beams", "open_field", "Schedule",
            "Session", "crt_schedule", "sfrt_schedule", "ImrtTechnique", "Technique", "available_techniques",
            "get_technique", "register_technique", "VertexLattice", "place_vertices"]
+__all__ += ["Arc", "ControlPoint", "arc_gantry_angles", "conformal_arc", "refine_leaf_pair_fluence"]

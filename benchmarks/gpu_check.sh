@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One prepared GPU check for a fresh NVIDIA machine (H100/H200, no internet):
+#   1. install carried wheels (pydicom, hypothesis, pytest-benchmark, ... from .whl/), if any;
+#   2. build and install the package with SFRT_CUDA=ON for the device's architecture;
+#   3. run the whole test suite with the GPU backends required (a skipped cuda or cupy
+#      backend fails: SFRT_REQUIRE_CUDA=1);
+#   4. run the GPU benchmarks and parity record (benchmarks/gpu_bench.py).
+# Results: benchmarks/results/gpu-<device>-<date>.json (and copies under $OUT when set).
+#
+#   bash benchmarks/gpu_check.sh            # everything
+#   SFRT_GPU_CHECK_QUICK=1 bash ...         # fewer repeats, no 256^3 case (dry runs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out_dir=${OUT:-$root/benchmarks/results}
+mkdir -p "$out_dir" benchmarks/results
+log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  log "installing carried wheels"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+arch=90
+if command -v nvidia-smi >/dev/null 2>&1; then
+  cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+  [ -n "$cc" ] && arch=$cc
+  device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9_.-')
+else
+  device=cpu
+fi
+date_tag=$(date +%Y-%m-%d)
+json="benchmarks/results/gpu-${device}-${date_tag}.json"
+log "device ${device}, building for sm_${arch}"
+
+SFRT_CUDA=ON SFRT_CUDA_ARCHITECTURES="${arch}" python3 -m pip install --no-build-isolation --no-deps -q \
+  -Cbuild-dir=build/gpu -Ccmake.define.SFRT_CUDA_ARCHITECTURES="${arch}" . 2>&1 | tail -5 || exit 1
+python3 -c "import sfrt_engine as se; print(se.available_backends())"
+
+log "test suite with GPU backends required"
+cd /tmp
+SFRT_REQUIRE_CUDA=1 timeout 1500 python3 -m pytest "$root/tests" -q -x -p no:cacheprovider \
+  --junitxml="$out_dir/gpu-tests.xml" -o addopts="--strict-markers --import-mode=importlib" 2>&1 | tail -25
+tests_rc=${PIPESTATUS[0]}
+cd "$root"
+
+log "benchmarks"
+cases=(sarcoma_5beam slab256_9beam vmat_180cp impt_3field compare)
+repeat=5
+if [ "${SFRT_GPU_CHECK_QUICK:-0}" = 1 ]; then cases=(sarcoma_5beam impt_3field); repeat=1; fi
+python3 benchmarks/gpu_bench.py --backends cuda cupy cpp --cases "${cases[@]}" --repeat "$repeat" --out "$json"
+bench_rc=$?
+python3 - "$json" "$tests_rc" <<'PY'
+import json, sys
+path, rc = sys.argv[1], int(sys.argv[2])
+data = json.load(open(path))
+data["test_suite_exit_code"] = rc
+json.dump(data, open(path, "w"), indent=2)
+PY
+[ "$out_dir" != "$root/benchmarks/results" ] && cp "$json" "$out_dir/"
+log "tests rc=${tests_rc}, benchmarks rc=${bench_rc}; results in ${json}"
+exit $(( tests_rc != 0 || bench_rc != 0 ))
