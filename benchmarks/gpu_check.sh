@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check for a fresh NVIDIA machine (H100/H200, no internet):
-#   1. install carried wheels (pydicom, hypothesis, pytest-benchmark, ... from .whl/), if any;
+#   1. install carried wheels from .whl/, if any (the device image lacks only pydicom: carry it);
 #   2. build and install the package with SFRT_CUDA=ON for the device's architecture;
 #   3. run the whole test suite with the GPU backends required (a skipped cuda or cupy
 #      backend fails: SFRT_REQUIRE_CUDA=1);
