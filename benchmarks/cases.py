@@ -65,3 +65,11 @@ def small_check() -> Case:
     beams = se.plan.conformal_beams(patient, "PTV", se.load_machine("photon_6mv"), gantry_deg=[30.0, 150.0, 270.0],
                                     couch_deg=[0.0, 20.0, 0.0])
     return Case("sarcoma_3beam_6mm", patient, beams)
+
+
+def arc_90cp(spacing_mm: float = 2.5) -> Case:
+    """The default sarcoma case with one conformal 6 MV arc: 181 -> 179 deg cw every 4 deg (90 control points)."""
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=spacing_mm)
+    arc = se.plan.conformal_arc(patient, "PTV", se.load_machine("photon_6mv"), start_deg=181.0, stop_deg=179.0,
+                                direction="cw", spacing_deg=4.0)
+    return Case(f"sarcoma_arc90_{spacing_mm:g}mm", patient, arc)
