@@ -4,6 +4,8 @@ from .arcs import Arc, ControlPoint, arc_gantry_angles, conformal_arc, refine_le
 from .beam import Beam
 from .builders import body_entry_point, conformal_beams, open_field
 from .geometry import BeamFrame, beam_frame
+from .impt import impt_beams
+from .protons import ProtonBeam, SpotLayer
 from .schedule import Schedule, Session, crt_schedule, sfrt_schedule
 from .techniques import ImrtTechnique, Technique, available_techniques, get_technique, register_technique
 from .vertices import VertexLattice, place_vertices
@@ -12,3 +14,4 @@ __all__ = ["Beam", "BeamFrame", "beam_frame", "body_entry_point", "conformal_bea
            "Session", "crt_schedule", "sfrt_schedule", "ImrtTechnique", "Technique", "available_techniques",
            "get_technique", "register_technique", "VertexLattice", "place_vertices"]
 __all__ += ["Arc", "ControlPoint", "arc_gantry_angles", "conformal_arc", "refine_leaf_pair_fluence"]
+__all__ += ["ProtonBeam", "SpotLayer", "impt_beams"]

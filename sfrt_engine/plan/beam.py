@@ -102,6 +102,10 @@ class Beam:
         return Beam(self.machine, self.isocenter_xyz_mm, self.gantry_deg, w, self.beamlet_mm, self.origin_uv_mm,
                     self.couch_deg, self.collimator_deg, self.name)
 
+    def scaled(self, factor: float) -> Beam:
+        """Copy with every beamlet weight multiplied by ``factor``."""
+        return self.with_weights(self.weights_mu * factor)
+
     def __repr__(self) -> str:
         return (f"Beam({self.name!r}, machine={self.machine.name!r}, gantry={self.gantry_deg:g} deg, "
                 f"couch={self.couch_deg:g} deg, beamlets={self.n_beamlets} x {self.beamlet_mm} mm)")

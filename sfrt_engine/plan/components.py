@@ -51,11 +51,13 @@ class Component:
 
     @property
     def n_beamlets(self) -> int:
-        return sum(b.n_beamlets for b in self.beams)
+        """Weighted photon beamlets plus proton spots of the component."""
+        return sum(b.n_spots if hasattr(b, "n_spots") else b.n_beamlets for b in self.beams)
 
 
 def _scaled(beams, factor: float) -> list:
-    return [b.with_weights(b.weights_mu * factor) for b in beams]
+    """Beams with every weight (photon MU or proton Gp) multiplied by ``factor``."""
+    return [b.scaled(factor) for b in beams]
 
 
 def crt_component(patient: Patient, technique, target: str = "PTV",
