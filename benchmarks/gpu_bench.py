@@ -124,11 +124,12 @@ def main(argv=None) -> int:
     record["parity"] = _parity(names)
     print("parity:", json.dumps(record["parity"]), flush=True)
     timings = []
-    for key, case in _cases(args.cases).items():
+    for case in _cases(args.cases).values():
         desc = _describe(case)
         times = {}
         for n in names:
-            times[n] = _best_of(lambda n=n: se.compute_dose(case.beams, case.patient, backend=n), args.repeat)
+            times[n] = _best_of(lambda n=n, case=case: se.compute_dose(case.beams, case.patient, backend=n),
+                                args.repeat)
         for n, t in times.items():
             row = dict(desc, backend=n, seconds=t, cpp_over_this=times["cpp"] / t if "cpp" in times else None)
             timings.append(row)

@@ -14,7 +14,6 @@ import pytest
 
 import sfrt_engine as se
 from sfrt_engine.cli import build_parser, main
-from sfrt_engine.plan.techniques import available_techniques
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = ["--spacing", "5", "--backend", "cpp"]
@@ -110,13 +109,3 @@ def test_technique_choices_include_the_announced_ones():
     with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(io.StringIO()):
         parser.parse_args(["compare", "--technique", "tomo"])
     assert info.value.code == 2
-
-
-def test_unavailable_technique_fails_clearly(tmp_path, capsys):
-    if available_techniques()["vmat"] == "ok":
-        pytest.skip("vmat is available in this build")
-    code = main(["compare", "--out", str(tmp_path), *FAST, "-q", "--technique", "vmat"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "technique 'vmat' is unavailable" in err and "imrt" in err
-    assert not (tmp_path / "report.json").exists()

@@ -19,7 +19,6 @@ integral of the reference field. The same function commissions a user's beam.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np

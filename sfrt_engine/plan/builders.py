@@ -214,7 +214,7 @@ def conformal_beams(patient: Patient, structure: str, machine: PhotonMachine,
     iso = points.mean(axis=0) if isocenter_xyz_mm is None else np.asarray(isocenter_xyz_mm, dtype=float)
     half_diag = 0.5 * float(np.linalg.norm(grid.spacing_xyz_mm))
     beams = []
-    for k, (g, c) in enumerate(zip(gantries, couches)):
+    for g, c in zip(gantries, couches):
         frame = beam_frame(iso, machine.sad_mm, g, c, collimator_deg)
         u, v, z = frame.to_bev(points)
         if np.any(z <= 0):
