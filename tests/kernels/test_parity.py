@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,7 +125,9 @@ def test_cpp_result_does_not_depend_on_thread_count(tmp_path):
         np.save({str(out)!r}, se.compute_dose(beams, p, backend="cpp").gy)
     """)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env)
+    # run outside the checkout: `python -c` puts the working directory first on sys.path, and a
+    # source tree without the built _core would shadow the installed package
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env, cwd=Path(out).parent)
     patient, beams = _case("thigh")
     many = se.compute_dose(beams, patient, backend="cpp").gy
     assert np.array_equal(np.load(out), many)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import types
 from pathlib import Path
@@ -125,7 +126,9 @@ def test_import_does_not_touch_gpu_modules():
                         "sfrt_engine.kernels.backend_cupy", "sfrt_engine.kernels._core")]
         print(",".join(bad))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    # outside the checkout, so the installed package is the one imported
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=tempfile.gettempdir())
     assert out.stdout.strip() == "", f"imported at package import: {out.stdout.strip()}"
 
 
