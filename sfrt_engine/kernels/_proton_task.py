@@ -13,7 +13,15 @@ import numpy as np
 
 from ..errors import PlanError
 from ..grid import Grid
-from ._task import BEAM_PACK_SIZE, CUTOFF_SIGMA, MAX_BEAMLETS_1D, MIN_SOURCE_DISTANCE_MM, pack_grid, ray_lattice
+from ._task import (
+    BEAM_PACK_SIZE,
+    CUTOFF_SIGMA,
+    MAX_BEAMLETS_1D,
+    MIN_SOURCE_DISTANCE_MM,
+    BeamLatticeTask,
+    pack_grid,
+    ray_lattice,
+)
 
 __all__ = ["ProtonBeamTask", "prepare_proton_tasks", "compiled_proton_arguments", "LAYER_PACK_SIZE"]
 
@@ -33,48 +41,18 @@ class ProtonLayerTask:
 
 
 @dataclass(frozen=True, eq=False)
-class ProtonBeamTask:
-    name: str
-    sad_mm: float
-    isocenter_xyz_mm: np.ndarray
-    axis_u: np.ndarray
-    axis_v: np.ndarray
-    axis_source: np.ndarray
-    ray_u0_mm: float
-    ray_du_mm: float
-    ray_nu: int
-    ray_v0_mm: float
-    ray_dv_mm: float
-    ray_nv: int
-    ray_z0_mm: float
-    ray_dz_mm: float
-    ray_nz: int
+class ProtonBeamTask(BeamLatticeTask):
     layers: tuple[ProtonLayerTask, ...]
     depth_step_mm: float
     idd_gy_mm2_per_gp: np.ndarray  # (nE, nd)
     sigma_mm: np.ndarray  # (nE, nd)
 
-    @property
-    def source_xyz_mm(self) -> np.ndarray:
-        return self.isocenter_xyz_mm + self.sad_mm * self.axis_source
-
-    @property
-    def ray_shape(self) -> tuple[int, int, int]:
-        return (self.ray_nv, self.ray_nu, self.ray_nz)
-
-    @property
-    def footprint_uv_mm(self) -> tuple[float, float, float, float]:
-        return (self.ray_u0_mm, self.ray_u0_mm + (self.ray_nu - 1) * self.ray_du_mm,
-                self.ray_v0_mm, self.ray_v0_mm + (self.ray_nv - 1) * self.ray_dv_mm)
-
     def pack(self) -> np.ndarray:
         """Scalars as read by ``sfrt::unpack_proton_beam`` (same frame layout as photon packs)."""
         n_e, n_d = self.idd_gy_mm2_per_gp.shape
         out = np.zeros(BEAM_PACK_SIZE)
-        head = [self.sad_mm, *self.isocenter_xyz_mm, *self.axis_u, *self.axis_v, *self.axis_source,
-                *self.source_xyz_mm, self.ray_u0_mm, self.ray_du_mm, self.ray_nu, self.ray_v0_mm, self.ray_dv_mm,
-                self.ray_nv, self.ray_z0_mm, self.ray_dz_mm, self.ray_nz, len(self.layers), n_e, n_d,
-                self.depth_step_mm, CUTOFF_SIGMA, MIN_SOURCE_DISTANCE_MM]
+        head = [*self.pack_frame(), len(self.layers), n_e, n_d, self.depth_step_mm, CUTOFF_SIGMA,
+                MIN_SOURCE_DISTANCE_MM]
         out[:len(head)] = head
         return out
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import PlanError
 from ..grid import Grid
 
-__all__ = ["PhotonBeamTask", "prepare_photon_tasks", "pack_grid", "CUTOFF_SIGMA", "MIN_SOURCE_DISTANCE_MM",
+__all__ = ["BeamLatticeTask", "PhotonBeamTask", "prepare_photon_tasks", "pack_grid", "CUTOFF_SIGMA", "MIN_SOURCE_DISTANCE_MM",
            "MAX_BEAMLETS_1D", "GRID_PACK_SIZE", "BEAM_PACK_SIZE", "compiled_arguments"]
 
 #: Lateral cut-off in units of each component's sigma (footprint and, in the
@@ -51,8 +51,8 @@ def pack_grid(grid: Grid) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class PhotonBeamTask:
-    """Everything a backend needs to add one photon beam's dose to a grid."""
+class BeamLatticeTask:
+    """BEV frame and ray-table lattice: the part every beam's work order shares."""
 
     name: str
     sad_mm: float
@@ -70,6 +70,33 @@ class PhotonBeamTask:
     ray_z0_mm: float
     ray_dz_mm: float
     ray_nz: int
+
+    @property
+    def source_xyz_mm(self) -> np.ndarray:
+        return self.isocenter_xyz_mm + self.sad_mm * self.axis_source
+
+    @property
+    def ray_shape(self) -> tuple[int, int, int]:
+        """Shape of the ray table, (nv, nu, nz)."""
+        return (self.ray_nv, self.ray_nu, self.ray_nz)
+
+    @property
+    def footprint_uv_mm(self) -> tuple[float, float, float, float]:
+        """(u_lo, u_hi, v_lo, v_hi) at the isocentre plane [mm]."""
+        return (self.ray_u0_mm, self.ray_u0_mm + (self.ray_nu - 1) * self.ray_du_mm,
+                self.ray_v0_mm, self.ray_v0_mm + (self.ray_nv - 1) * self.ray_dv_mm)
+
+    def pack_frame(self) -> list[float]:
+        """Elements 0..24 of every packed beam vector (csrc/params.h): frame and ray lattice."""
+        return [self.sad_mm, *self.isocenter_xyz_mm, *self.axis_u, *self.axis_v, *self.axis_source,
+                *self.source_xyz_mm, self.ray_u0_mm, self.ray_du_mm, self.ray_nu, self.ray_v0_mm, self.ray_dv_mm,
+                self.ray_nv, self.ray_z0_mm, self.ray_dz_mm, self.ray_nz]
+
+
+@dataclass(frozen=True, eq=False)
+class PhotonBeamTask(BeamLatticeTask):
+    """Everything a backend needs to add one photon beam's dose to a grid."""
+
     # beamlets: edges at edge0 + i * size, weights[nv, nu] in MU
     edge_u0_mm: float
     beamlet_du_mm: float
@@ -82,34 +109,18 @@ class PhotonBeamTask:
     component_weight: np.ndarray  # (K, n)
     component_sigma_mm: np.ndarray  # (K, n)
 
-    @property
-    def source_xyz_mm(self) -> np.ndarray:
-        return self.isocenter_xyz_mm + self.sad_mm * self.axis_source
-
     def pack(self) -> np.ndarray:
         """Scalars as the float64 vector read by ``sfrt::unpack_photon_beam`` (csrc/params.h)."""
         nv, nu = self.weights_mu.shape
         k, n = self.component_weight.shape
         out = np.array([
-            self.sad_mm, *self.isocenter_xyz_mm, *self.axis_u, *self.axis_v, *self.axis_source, *self.source_xyz_mm,
-            self.ray_u0_mm, self.ray_du_mm, self.ray_nu, self.ray_v0_mm, self.ray_dv_mm, self.ray_nv,
-            self.ray_z0_mm, self.ray_dz_mm, self.ray_nz,
+            *self.pack_frame(),
             self.edge_u0_mm, self.beamlet_du_mm, nu, self.edge_v0_mm, self.beamlet_dv_mm, nv,
             self.depth_step_mm, n, k, CUTOFF_SIGMA, MIN_SOURCE_DISTANCE_MM,
         ], dtype=np.float64)
-        assert out.size == BEAM_PACK_SIZE
+        if out.size != BEAM_PACK_SIZE:
+            raise AssertionError(f"photon pack has {out.size} values, csrc/params.h expects {BEAM_PACK_SIZE}")
         return out
-
-    @property
-    def ray_shape(self) -> tuple[int, int, int]:
-        """Shape of the ray table, (nv, nu, nz)."""
-        return (self.ray_nv, self.ray_nu, self.ray_nz)
-
-    @property
-    def footprint_uv_mm(self) -> tuple[float, float, float, float]:
-        """(u_lo, u_hi, v_lo, v_hi) at the isocentre plane [mm]."""
-        return (self.ray_u0_mm, self.ray_u0_mm + (self.ray_nu - 1) * self.ray_du_mm,
-                self.ray_v0_mm, self.ray_v0_mm + (self.ray_nv - 1) * self.ray_dv_mm)
 
 
 def _grid_corners(grid: Grid) -> np.ndarray:
