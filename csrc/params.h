@@ -88,8 +88,9 @@ SFRT_HD inline GridParams unpack_grid(const double* p) {
     return g;
 }
 
-SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
-    PhotonBeamParams b;
+/// Elements 0..24 of a packed beam, shared by photon and proton packs: BEV frame and ray lattice.
+template <class Beam>
+SFRT_HD inline void unpack_frame(const double* p, Beam& b) {
     b.sad = p[0];
     for (int a = 0; a < 3; ++a) {
         b.iso[a] = p[1 + a];
@@ -101,6 +102,11 @@ SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
     b.ray_u0 = p[16]; b.ray_du = p[17]; b.ray_nu = (int)p[18];
     b.ray_v0 = p[19]; b.ray_dv = p[20]; b.ray_nv = (int)p[21];
     b.ray_z0 = p[22]; b.ray_dz = p[23]; b.ray_nz = (int)p[24];
+}
+
+SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
+    PhotonBeamParams b;
+    unpack_frame(p, b);
     b.edge_u0 = p[25]; b.beamlet_du = p[26]; b.nbu = (int)p[27];
     b.edge_v0 = p[28]; b.beamlet_dv = p[29]; b.nbv = (int)p[30];
     b.depth_step = p[31]; b.ndepth = (int)p[32]; b.ncomp = (int)p[33];
@@ -110,17 +116,7 @@ SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
 
 SFRT_HD inline ProtonBeamParams unpack_proton_beam(const double* p) {
     ProtonBeamParams b;
-    b.sad = p[0];
-    for (int a = 0; a < 3; ++a) {
-        b.iso[a] = p[1 + a];
-        b.eu[a] = p[4 + a];
-        b.ev[a] = p[7 + a];
-        b.es[a] = p[10 + a];
-        b.src[a] = p[13 + a];
-    }
-    b.ray_u0 = p[16]; b.ray_du = p[17]; b.ray_nu = (int)p[18];
-    b.ray_v0 = p[19]; b.ray_dv = p[20]; b.ray_nv = (int)p[21];
-    b.ray_z0 = p[22]; b.ray_dz = p[23]; b.ray_nz = (int)p[24];
+    unpack_frame(p, b);
     b.n_layers = (int)p[25];
     b.n_energies = (int)p[26]; b.ndepth = (int)p[27]; b.depth_step = p[28];
     b.cutoff_sigma = p[29]; b.min_z = p[30];
