@@ -56,12 +56,18 @@ inline PhotonBeamParams beam_from(const f64& packed, const std::string& where) {
     require(b.ncomp >= 1 && b.ncomp <= SFRT_MAX_COMPONENTS,
             where + ": 1.." + std::to_string(SFRT_MAX_COMPONENTS) + " lateral components");
     require(b.ndepth >= 2 && b.depth_step > 0 && b.sad > 0, where + ": bad depth table or SAD");
+    require(b.n_direct >= 0 && b.n_direct <= b.ncomp, where + ": n_direct must be 0..ncomp");
+    if (b.n_direct < b.ncomp) {
+        require(b.tab_nu >= 1 && b.tab_nv >= 1 && b.tab_nlev >= 1 && b.tab_du > 0 && b.tab_dv > 0 && b.tab_s0 > 0 &&
+                    b.tab_log_ratio > 0,
+                where + ": scatter table lattice needs positive sizes, steps, s0 and log ratio");
+    }
     return b;
 }
 
 /// A photon beam's pack with its weight map and machine tables.
 inline PhotonBeamParams photon_beam_from(const f64& packed, const f32& weights, const f32& tdd, const f32& comp_w,
-                                         const f32& comp_s, const std::string& where) {
+                                         const f32& comp_s, const f32& scatter, const std::string& where) {
     const PhotonBeamParams b = beam_from(packed, where);
     require(weights.ndim() == 2 && weights.shape(0) == b.nbv && weights.shape(1) == b.nbu,
             where + ": weights shape does not match (nbv, nbu)");
@@ -70,6 +76,15 @@ inline PhotonBeamParams photon_beam_from(const f64& packed, const f32& weights, 
             where + ": component weight table shape != (ncomp, ndepth)");
     require(comp_s.ndim() == 2 && comp_s.shape(0) == b.ncomp && comp_s.shape(1) == b.ndepth,
             where + ": component sigma table shape != (ncomp, ndepth)");
+    if (b.n_direct < b.ncomp) {
+        require(scatter.ndim() == 3 && scatter.shape(0) == b.tab_nlev && scatter.shape(1) == b.tab_nv &&
+                    scatter.shape(2) == b.tab_nu,
+                where + ": scatter table shape != (tab_nlev, tab_nv, tab_nu) = (" + std::to_string(b.tab_nlev) + ", " +
+                    std::to_string(b.tab_nv) + ", " + std::to_string(b.tab_nu) + ")");
+    } else {
+        require(scatter.ndim() == 3 && scatter.shape(0) == 0,
+                where + ": no tabulated component (n_direct == ncomp): the scatter table must have shape (0, *, *)");
+    }
     return b;
 }
 

@@ -39,20 +39,22 @@ py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& be
 
 py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
                                const std::vector<f32>& weights, const std::vector<f32>& tdd,
-                               const std::vector<f32>& comp_w, const std::vector<f32>& comp_s) {
+                               const std::vector<f32>& comp_w, const std::vector<f32>& comp_s,
+                               const std::vector<f32>& scatter) {
     const sfrt::GridParams g = sfrt::bind::grid_from(grid, density);
     const size_t n = params.size();
-    require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n,
-            "photon_dose: params, weights, tdd, comp_w and comp_s must have one entry per beam");
+    require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n && scatter.size() == n,
+            "photon_dose: params, weights, tdd, comp_w, comp_s and scatter must have one entry per beam");
     std::vector<sfrt::PhotonBeamArrays> beams;
     for (size_t i = 0; i < n; ++i) {
         const std::string where = "beam " + std::to_string(i);
         sfrt::PhotonBeamArrays a;
-        a.params = sfrt::bind::photon_beam_from(params[i], weights[i], tdd[i], comp_w[i], comp_s[i], where);
+        a.params = sfrt::bind::photon_beam_from(params[i], weights[i], tdd[i], comp_w[i], comp_s[i], scatter[i], where);
         a.weights = weights[i].data();
         a.tdd = tdd[i].data();
         a.comp_w = comp_w[i].data();
         a.comp_s = comp_s[i].data();
+        a.scatter = scatter[i].data();
         beams.push_back(a);
     }
     py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
@@ -125,7 +127,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("trace_rays", &trace_rays, py::arg("density"), py::arg("grid"), py::arg("beam"),
           "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon beam.");
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
-          py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"),
+          py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::arg("scatter"),
           "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order.");
     m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),
           py::arg("weights"), py::arg("idd"), py::arg("sigma"),

@@ -135,21 +135,23 @@ py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& be
 
 py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
                                const std::vector<f32>& weights, const std::vector<f32>& tdd,
-                               const std::vector<f32>& comp_w, const std::vector<f32>& comp_s, long long budget) {
+                               const std::vector<f32>& comp_w, const std::vector<f32>& comp_s,
+                               const std::vector<f32>& scatter, long long budget) {
     const sfrt::GridParams g = grid_from(grid, density);
     const std::size_t n = params.size();
-    require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n,
-            "photon_dose: params, weights, tdd, comp_w and comp_s must have one entry per beam");
+    require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n && scatter.size() == n,
+            "photon_dose: params, weights, tdd, comp_w, comp_s and scatter must have one entry per beam");
     std::vector<sfrt::cuda::PhotonBeamHost> beams;
     for (std::size_t i = 0; i < n; ++i) {
         const std::string where = "beam " + std::to_string(i);
         sfrt::cuda::PhotonBeamHost a{};
         a.packed = params[i].data();
-        a.params = sfrt::bind::photon_beam_from(params[i], weights[i], tdd[i], comp_w[i], comp_s[i], where);
+        a.params = sfrt::bind::photon_beam_from(params[i], weights[i], tdd[i], comp_w[i], comp_s[i], scatter[i], where);
         a.weights = weights[i].data();
         a.tdd = tdd[i].data();
         a.comp_w = comp_w[i].data();
         a.comp_s = comp_s[i].data();
+        a.scatter = scatter[i].data();
         beams.push_back(a);
     }
     const std::size_t limit = budget_from(budget);
@@ -244,7 +246,7 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("memory_budget_bytes") = 0,
           "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon or proton beam.");
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
-          py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
+          py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::arg("scatter"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
           "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order; z-chunked when the grid does not "
           "fit the device.");
     m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),

@@ -23,8 +23,8 @@
 #endif
 #endif
 #define SFRT_GRID_PACK_SIZE 9
-#define SFRT_BEAM_PACK_SIZE 36
-#define SFRT_PROTON_PACK_SIZE 36
+#define SFRT_BEAM_PACK_SIZE 46
+#define SFRT_PROTON_PACK_SIZE 46
 #define SFRT_LAYER_PACK_SIZE 9
 
 namespace sfrt {
@@ -51,6 +51,13 @@ struct PhotonBeamParams {
     int ncomp;                           // lateral components (<= SFRT_MAX_COMPONENTS)
     double cutoff_sigma;                 // lateral cut-off in sigmas of each component
     double min_z;                        // voxels nearer the source than this get no dose [mm]
+    // Scatter table (sfrt_engine/kernels/_task.py ScatterTable): components n_direct..ncomp-1 read
+    // F[l][j][i] at u = tab_u0 + i tab_du, v = tab_v0 + j tab_dv, sigma = tab_s0 exp(l tab_log_ratio).
+    int n_direct;                        // components summed over the beamlets (ncomp: no table)
+    double tab_u0, tab_du; int tab_nu;   // table lattice along u at the isocentre plane [mm]
+    double tab_v0, tab_dv; int tab_nv;   // ... along v
+    double tab_s0, tab_log_ratio;        // sigma ladder [mm] and ln of its ratio
+    int tab_nlev;                        // sigma levels
 };
 
 /// One proton beam: the same BEV frame and ray lattice as a photon beam, then the
@@ -111,6 +118,10 @@ SFRT_HD inline PhotonBeamParams unpack_photon_beam(const double* p) {
     b.edge_v0 = p[28]; b.beamlet_dv = p[29]; b.nbv = (int)p[30];
     b.depth_step = p[31]; b.ndepth = (int)p[32]; b.ncomp = (int)p[33];
     b.cutoff_sigma = p[34]; b.min_z = p[35];
+    b.n_direct = (int)p[36];
+    b.tab_u0 = p[37]; b.tab_du = p[38]; b.tab_nu = (int)p[39];
+    b.tab_v0 = p[40]; b.tab_dv = p[41]; b.tab_nv = (int)p[42];
+    b.tab_s0 = p[43]; b.tab_log_ratio = p[44]; b.tab_nlev = (int)p[45];
     return b;
 }
 

@@ -62,7 +62,7 @@ void photon_dose_cpu(const float* density, const GridParams& grid, const std::ve
         trace_all(density, grid, b, table.data());
         const float* t = table.data();
         add_over_grid(grid, dose, [&](double x, double y, double z) {
-            return photon_point_dose(b, t, beam.weights, beam.tdd, beam.comp_w, beam.comp_s, x, y, z);
+            return photon_point_dose(b, t, beam.weights, beam.tdd, beam.comp_w, beam.comp_s, beam.scatter, x, y, z);
         });
     }
 }

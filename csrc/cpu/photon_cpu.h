@@ -14,6 +14,7 @@ struct PhotonBeamArrays {
     const float* tdd;      // [ndepth] Gy/MU
     const float* comp_w;   // [ncomp][ndepth]
     const float* comp_s;   // [ncomp][ndepth] mm
+    const float* scatter;  // [tab_nlev][tab_nv][tab_nu] MU: scatter table (unread when n_direct == ncomp)
 };
 
 /// Ray table [ray_nv][ray_nu][ray_nz] of one beam (OpenMP over rays).

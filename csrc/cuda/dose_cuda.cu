@@ -94,8 +94,11 @@ template <class Params>
 std::size_t table_count(const Params& b) {
     return (std::size_t)b.ray_nv * b.ray_nu * b.ray_nz;
 }
+std::size_t scatter_count(const PhotonBeamParams& b) {
+    return b.n_direct < b.ncomp ? (std::size_t)b.tab_nlev * b.tab_nv * b.tab_nu : 0;
+}
 std::size_t data_count(const PhotonBeamParams& b) {
-    return (std::size_t)b.nbv * b.nbu + (std::size_t)b.ndepth * (1 + 2 * (std::size_t)b.ncomp);
+    return (std::size_t)b.nbv * b.nbu + (std::size_t)b.ndepth * (1 + 2 * (std::size_t)b.ncomp) + scatter_count(b);
 }
 
 // What the generic driver (run_dose) needs to know about each kind of beam: its pack size,
@@ -112,18 +115,20 @@ std::size_t double_count(const ProtonBeamHost& beam) {
 }
 const double* double_data(const PhotonBeamHost&) { return nullptr; }
 const double* double_data(const ProtonBeamHost& beam) { return beam.layers; }
-const char* data_label(const PhotonBeamHost&) { return "the beamlet weights and depth tables"; }
+const char* data_label(const PhotonBeamHost&) { return "the beamlet weights, depth tables and scatter table"; }
 const char* data_label(const ProtonBeamHost&) { return "the spot weights, IDD and sigma tables"; }
 
-/// weights | tdd | comp_w | comp_s of one photon beam, contiguous, for a single upload.
+/// weights | tdd | comp_w | comp_s | scatter of one photon beam, contiguous, for a single upload.
 void gather_floats(const PhotonBeamHost& beam, std::vector<float>& out) {
     const PhotonBeamParams& b = beam.params;
     const std::size_t nw = (std::size_t)b.nbv * b.nbu, nd = b.ndepth, nc = (std::size_t)b.ncomp * b.ndepth;
-    out.resize(nw + nd + 2 * nc);
+    const std::size_t ns = scatter_count(b);
+    out.resize(nw + nd + 2 * nc + ns);
     std::memcpy(out.data(), beam.weights, nw * sizeof(float));
     std::memcpy(out.data() + nw, beam.tdd, nd * sizeof(float));
     std::memcpy(out.data() + nw + nd, beam.comp_w, nc * sizeof(float));
     std::memcpy(out.data() + nw + nd + nc, beam.comp_s, nc * sizeof(float));
+    if (ns > 0) std::memcpy(out.data() + nw + nd + 2 * nc, beam.scatter, ns * sizeof(float));
 }
 
 /// weights | idd | sigma of one proton beam, contiguous, for a single upload.
@@ -166,8 +171,9 @@ void launch_dose(const double* grid_d, const double* beam_d, const float* table,
     const float* tdd = weights + (std::size_t)b.nbv * b.nbu;
     const float* comp_w = tdd + b.ndepth;
     const float* comp_s = comp_w + (std::size_t)b.ncomp * b.ndepth;
+    const float* scatter = comp_s + (std::size_t)b.ncomp * b.ndepth;
     sfrt_photon_dose<<<launch_blocks((const void*)sfrt_photon_dose, n), kBlock>>>(
-        grid_d, beam_d, table, weights, tdd, comp_w, comp_s, dose, z_begin, z_count);
+        grid_d, beam_d, table, weights, tdd, comp_w, comp_s, scatter, dose, z_begin, z_count);
     check_kernel("kernel sfrt_photon_dose (" + beam_name + ", " + chunk_text(z_begin, z_count) + ")");
 }
 

@@ -28,6 +28,7 @@ struct PhotonBeamHost {
     const float* tdd;         // [ndepth] Gy/MU
     const float* comp_w;      // [ncomp][ndepth]
     const float* comp_s;      // [ncomp][ndepth] mm
+    const float* scatter;     // [tab_nlev][tab_nv][tab_nu] MU (none when n_direct == ncomp)
 };
 
 /// One proton beam as the drivers see it (pointers into caller-owned host arrays).

@@ -41,12 +41,14 @@ extern "C" __global__ void sfrt_trace_rays(const float* __restrict__ density, co
 /// One thread per voxel, x fastest (coalesced), grid-stride; every voxel is written by one
 /// thread only, so launching the beams in order sums them in order (deterministic, no atomics).
 /// table: [ray_nv][ray_nu][ray_nz] from sfrt_trace_rays; weights: [nbv][nbu] MU;
-/// tdd: [ndepth] Gy/MU; comp_w, comp_s: [ncomp][ndepth] (weight, sigma [mm]).
+/// tdd: [ndepth] Gy/MU; comp_w, comp_s: [ncomp][ndepth] (weight, sigma [mm]);
+/// scatter: [tab_nlev][tab_nv][tab_nu] scatter table (unread when n_direct == ncomp).
 extern "C" __global__ void sfrt_photon_dose(const double* __restrict__ grid_packed,
                                             const double* __restrict__ beam_packed, const float* __restrict__ table,
                                             const float* __restrict__ weights, const float* __restrict__ tdd,
                                             const float* __restrict__ comp_w, const float* __restrict__ comp_s,
-                                            float* __restrict__ dose, int z_begin, int z_count) {
+                                            const float* __restrict__ scatter, float* __restrict__ dose, int z_begin,
+                                            int z_count) {
     __shared__ sfrt::GridParams g;
     __shared__ sfrt::PhotonBeamParams b;
     if (threadIdx.x == 0) {
@@ -61,7 +63,7 @@ extern "C" __global__ void sfrt_photon_dose(const double* __restrict__ grid_pack
         const int ix = (int)(i % g.nx);
         const int iy = (int)((i / g.nx) % g.ny);
         const int iz = z_begin + (int)(i / plane);
-        dose[i] += sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, g.ox + ix * g.dx,
+        dose[i] += sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, scatter, g.ox + ix * g.dx,
                                            g.oy + iy * g.dy, g.oz + iz * g.dz);
     }
 }

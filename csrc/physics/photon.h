@@ -7,16 +7,35 @@
 
 namespace sfrt {
 
+/// Components k >= b.n_direct: the beamlet sum read from the beam's scatter table
+/// F[tab_nlev][tab_nv][tab_nu] (sfrt_engine/kernels/_task.py ScatterTable), trilinear in
+/// (ln(s / tab_s0) / tab_log_ratio, (v - tab_v0) / tab_dv, (u - tab_u0) / tab_du), indices clamped.
+SFRT_HD inline double scatter_table_at(const PhotonBeamParams& b, const float* scatter, double u, double v,
+                                       double s_iso) {
+    int il, iv, iu; double tl, tv, tu;
+    split_index(log(s_iso / b.tab_s0) / b.tab_log_ratio, b.tab_nlev, il, tl);
+    split_index((v - b.tab_v0) / b.tab_dv, b.tab_nv, iv, tv);
+    split_index((u - b.tab_u0) / b.tab_du, b.tab_nu, iu, tu);
+    const long long sv = b.tab_nu, sl = (long long)b.tab_nv * b.tab_nu;
+    const long long ou = b.tab_nu > 1 ? 1 : 0, ov = b.tab_nv > 1 ? sv : 0, ol = b.tab_nlev > 1 ? sl : 0;
+    const float* f = scatter + il * sl + iv * sv + iu;
+    const double f00 = (1 - tu) * f[0] + tu * f[ou], f01 = (1 - tu) * f[ov] + tu * f[ov + ou];
+    const double f10 = (1 - tu) * f[ol] + tu * f[ol + ou], f11 = (1 - tu) * f[ol + ov] + tu * f[ol + ov + ou];
+    return (1 - tl) * ((1 - tv) * f00 + tv * f01) + tl * ((1 - tv) * f10 + tv * f11);
+}
+
 /// Dose [Gy] at point (x, y, z) [mm] from one beam:
 ///   D = T(d) (SAD/z)^2 sum_k A_k(d) sum_j Pv_kj sum_i W_ji Pu_ki,
 ///   Pu_ki = [erf((u - a_i)/(sqrt2 s_k)) - erf((u - a_{i+1})/(sqrt2 s_k))] / 2,  s_k = sigma_k(d) SAD / z,
 /// with d [mm] read from the ray table (trilinear), u, v [mm] at the isocentre plane, z [mm]
 /// from the source along the axis. Beamlets beyond cutoff_sigma * s_k are skipped.
 /// table: [ray_nv][ray_nu][ray_nz] depth [mm]; weights: [nbv][nbu] [MU];
-/// tdd: [ndepth] T [Gy/MU]; comp_w, comp_s: [ncomp][ndepth] A_k and sigma_k [mm].
+/// tdd: [ndepth] T [Gy/MU]; comp_w, comp_s: [ncomp][ndepth] A_k and sigma_k [mm];
+/// scatter: the scatter table of components k >= n_direct (see scatter_table_at; unread when
+/// n_direct == ncomp).
 SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* table, const float* weights,
                                        const float* tdd, const float* comp_w, const float* comp_s,
-                                       double x, double y, double z) {
+                                       const float* scatter, double x, double y, double z) {
     double u, v, zs, depth;
     if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
     const double scale = b.sad / zs;
@@ -36,6 +55,10 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
         const float a_k = table_at(comp_w + k * b.ndepth, b.ndepth, id, td);
         if (a_k == 0.0f) continue;
         const double s_iso = table_at(comp_s + k * b.ndepth, b.ndepth, id, td) * scale;
+        if (k >= b.n_direct) {
+            lateral += a_k * (float)scatter_table_at(b, scatter, u, v, s_iso);
+            continue;
+        }
         const double reach = b.cutoff_sigma * s_iso;
         // beamlet columns/rows whose extent lies within reach of (u, v)
         int i0 = (int)floor((u - reach - b.edge_u0) / b.beamlet_du);

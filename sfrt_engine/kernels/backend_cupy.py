@@ -131,13 +131,14 @@ def _task_kind(tasks) -> str:
 
 def _beam_data(task) -> tuple[np.ndarray, np.ndarray]:
     """(float32, float64) arrays of one beam, uploaded as they are: photons ``weights | tdd | comp_w |
-    comp_s`` and no float64 data; protons ``spot weights | idd | sigma`` and the packed layers."""
+    comp_s | scatter table`` and no float64 data; protons ``spot weights | idd | sigma`` and the packed layers."""
     if isinstance(task, ProtonBeamTask):
         layers, weights = task.pack_layers()
         floats = np.concatenate([weights, np.ravel(task.idd_gy_mm2_per_gp), np.ravel(task.sigma_mm)])
         return floats.astype(np.float32), np.ascontiguousarray(layers, dtype=np.float64).ravel()
     floats = np.concatenate([np.ravel(task.weights_mu), np.ravel(task.depth_dose_gy_per_mu),
-                             np.ravel(task.component_weight), np.ravel(task.component_sigma_mm)])
+                             np.ravel(task.component_weight), np.ravel(task.component_sigma_mm),
+                             np.ravel(task.scatter_values())])
     return floats.astype(np.float32), np.zeros(0)
 
 
@@ -148,7 +149,7 @@ def _data_counts(task) -> tuple[int, int]:
         spots = sum(int(np.size(layer.weights_gp)) for layer in task.layers)
         return spots + 2 * n_e * n_d, len(task.layers) * LAYER_PACK_SIZE
     k, n = np.shape(task.component_weight)
-    return int(np.size(task.weights_mu)) + n * (1 + 2 * k), 0
+    return int(np.size(task.weights_mu)) + n * (1 + 2 * k) + int(np.size(task.scatter_values())), 0
 
 
 def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
@@ -395,8 +396,10 @@ class CupyBackend:
         nw = int(np.size(task.weights_mu))
         weights, tdd = d_floats[:nw], d_floats[nw:nw + n]
         comp_w, comp_s = d_floats[nw + n:nw + n + k * n], d_floats[nw + n + k * n:nw + n + 2 * k * n]
+        scatter = d_floats[nw + n + 2 * k * n:]  # empty, and unread, without a scatter table
         self._launch(self._dose, f"kernel sfrt_photon_dose ({where})", nx * ny * zc,
-                     (d_grid, d_beam, d_table, weights, tdd, comp_w, comp_s, d_dose, np.int32(z0), np.int32(zc)))
+                     (d_grid, d_beam, d_table, weights, tdd, comp_w, comp_s, scatter, d_dose, np.int32(z0),
+                      np.int32(zc)))
 
     # -- protocol ------------------------------------------------------------
     def radiological_depth(self, density, grid: Grid, task) -> np.ndarray:

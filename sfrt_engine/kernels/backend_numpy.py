@@ -28,6 +28,12 @@ trilinear interpolation of the ray table (indices clamped) and ``T``, ``A_k``,
 ``a_i`` being the beamlet edges along u (likewise along v). No lateral cut-off:
 every beamlet contributes.
 
+Components ``k >= n_direct`` of a task with a scatter table (``_task.ScatterTable``)
+replace the beamlet sum by the table's value, trilinear (indices clamped) in the
+fractional indices ``(ln(s_k / s0) / ln r, (v - v0) / dv, (u - u0) / du)``. The
+table holds that very sum at its nodes, so this is the same formula sampled and
+interpolated; every compiled backend reads the same table.
+
 Proton dose of a voxel
 ----------------------
 Same frame, footprint and ray table (on relative stopping power). For each energy
@@ -159,9 +165,16 @@ def _beam_dose_chunk(task: PhotonBeamTask, table: np.ndarray, points: np.ndarray
     edges_u = task.edge_u0_mm + task.beamlet_du_mm * np.arange(nu + 1)
     edges_v = task.edge_v0_mm + task.beamlet_dv_mm * np.arange(nv + 1)
     lateral = np.zeros(u.shape)
-    for a_k, s_k in zip(task.component_weight, task.component_sigma_mm):
+    scatter = task.scatter
+    for k, (a_k, s_k) in enumerate(zip(task.component_weight, task.component_sigma_mm)):
         a = np.interp(d, nodes, a_k)
-        inv = 1.0 / (np.sqrt(2.0) * np.interp(d, nodes, s_k) * sad / z)
+        s_iso = np.interp(d, nodes, s_k) * sad / z
+        if k >= task.n_direct:
+            level = np.log(s_iso / scatter.s0_mm) / scatter.log_ratio
+            lateral += a * _trilinear(scatter.values, level, (v - scatter.v0_mm) / scatter.dv_mm,
+                                      (u - scatter.u0_mm) / scatter.du_mm)
+            continue
+        inv = 1.0 / (np.sqrt(2.0) * s_iso)
         eu = erf((u[:, None] - edges_u[None, :]) * inv[:, None])
         ev = erf((v[:, None] - edges_v[None, :]) * inv[:, None])
         pu = 0.5 * (eu[:, :-1] - eu[:, 1:])

@@ -57,6 +57,7 @@ int main() {
     pb.edge_u0 = -46.25; pb.beamlet_du = 2.5;
     pb.edge_v0 = -28.75; pb.beamlet_dv = 2.5;
     pb.ndepth = 4; pb.depth_step = 100.0; pb.ncomp = 2; pb.cutoff_sigma = 6.0;
+    pb.n_direct = pb.ncomp;  // both components summed over the beamlets (no scatter table)
     std::vector<float> weights(pb.nbu * pb.nbv);
     for (float& w : weights) w = uniform();
     const float tdd[4] = {1.0f, 0.8f, 0.6f, 0.4f};
@@ -80,7 +81,7 @@ int main() {
     for (double y = -80.0; y <= 160.0; y += 40.0)
         for (double z = -60.0; z <= 60.0; z += 7.5)
             for (double x = -70.0; x <= 70.0; x += 3.5) {
-                print(sfrt::photon_point_dose(pb, table, weights.data(), tdd, comp_w, comp_s, x, y, z));
+                print(sfrt::photon_point_dose(pb, table, weights.data(), tdd, comp_w, comp_s, nullptr, x, y, z));
                 print(sfrt::proton_point_dose(qb, table, layers.data(), spots.data(), idd, sigma, x, y, z));
             }
     return 0;
