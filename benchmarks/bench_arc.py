@@ -52,22 +52,12 @@ def reference_small():
     return case, se.compute_dose(case.beams, case.patient, backend="numpy").gy
 
 
-def _require(name: str) -> None:
-    ok, reason = se.available_backends()[name]
-    if not ok:
-        pytest.skip(f"{name}: {reason}")
-
-
-def _check_parity(name, reference_small) -> None:
-    case, ref = reference_small
-    got = se.compute_dose(case.beams, case.patient, backend=name).gy
-    assert np.abs(got - ref).max() <= PARITY_TOL * ref.max()
 
 
 @pytest.mark.parametrize("name", FAST_BACKENDS)
 def test_sarcoma_arc90(benchmark, name, reference_small):
-    _require(name)
-    _check_parity(name, reference_small)
+    case_lib.require_backend(name)
+    assert case_lib.max_rel_difference(*reference_small, name) <= PARITY_TOL
     case = case_lib.arc_90cp()
     assert len(case.beams) == 90
     benchmark.extra_info.update(case.describe())
@@ -78,7 +68,7 @@ def test_sarcoma_arc90(benchmark, name, reference_small):
 @pytest.mark.parametrize("name", ["numpy", *FAST_BACKENDS])
 def test_sarcoma_arc90_reference_grid(benchmark, name):
     """The same arc on the coarser grid, where the numpy reference runs in seconds: the ratio's pair."""
-    _require(name)
+    case_lib.require_backend(name)
     case = case_lib.arc_90cp(spacing_mm=REFERENCE_SPACING_MM)
     benchmark.extra_info.update(case.describe())
     dose = benchmark.pedantic(se.compute_dose, args=(case.beams, case.patient), kwargs={"backend": name},

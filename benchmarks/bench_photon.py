@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,6 +22,7 @@ import cases as case_lib  # noqa: E402
 import sfrt_engine as se  # noqa: E402
 
 FAST_BACKENDS = ["cpp", "cuda", "cupy"]
+PARITY_TOL = 1e-4  # of the maximum dose (DESIGN 6)
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +31,12 @@ def reference_small():
     return case, se.compute_dose(case.beams, case.patient, backend="numpy").gy
 
 
-def _require(name: str) -> None:
-    ok, reason = se.available_backends()[name]
-    if not ok:
-        pytest.skip(f"{name}: {reason}")
-
-
-def _check_parity(name, reference_small) -> None:
-    case, ref = reference_small
-    got = se.compute_dose(case.beams, case.patient, backend=name).gy
-    assert np.abs(got - ref).max() <= 1e-4 * ref.max()
 
 
 @pytest.mark.parametrize("name", FAST_BACKENDS)
 def test_sarcoma_5beam(benchmark, name, reference_small):
-    _require(name)
-    _check_parity(name, reference_small)
+    case_lib.require_backend(name)
+    assert case_lib.max_rel_difference(*reference_small, name) <= PARITY_TOL
     case = case_lib.sarcoma_5beam()
     benchmark.extra_info.update(case.describe())
     dose = benchmark(se.compute_dose, case.beams, case.patient, backend=name)
@@ -63,8 +53,8 @@ def test_sarcoma_5beam_numpy_reference(benchmark):
 
 @pytest.mark.parametrize("name", FAST_BACKENDS)
 def test_water100_sphere_5beam(benchmark, name, reference_small):
-    _require(name)
-    _check_parity(name, reference_small)
+    case_lib.require_backend(name)
+    assert case_lib.max_rel_difference(*reference_small, name) <= PARITY_TOL
     case = case_lib.water_sphere_5beam()
     benchmark.extra_info.update(case.describe())
     dose = benchmark(se.compute_dose, case.beams, case.patient, backend=name)

@@ -20,12 +20,26 @@ class Case:
 
     @property
     def n_beamlets(self) -> int:
-        return sum(b.n_beamlets for b in self.beams)
+        """Photon beamlets of the case (0 for proton beams)."""
+        return sum(getattr(b, "n_beamlets", 0) for b in self.beams)
+
+    @property
+    def n_spots(self) -> int:
+        """Proton spots of the case (0 for photon beams)."""
+        return sum(getattr(b, "n_spots", 0) for b in self.beams)
+
+    @property
+    def units(self) -> str:
+        """What the case's beams are made of, for tables: "beamlets" or "spots"."""
+        return "spots" if self.n_spots and not self.n_beamlets else "beamlets"
 
     def describe(self) -> dict:
-        return {"case": self.name, "grid_zyx": list(self.patient.grid.shape_zyx),
-                "spacing_mm": list(self.patient.grid.spacing_xyz_mm), "voxels": self.patient.grid.size,
-                "beams": len(self.beams), "beamlets": self.n_beamlets}
+        d = {"case": self.name, "grid_zyx": list(self.patient.grid.shape_zyx),
+             "spacing_mm": list(self.patient.grid.spacing_xyz_mm), "voxels": self.patient.grid.size,
+             "beams": len(self.beams), "beamlets": self.n_beamlets}
+        if self.n_spots:
+            d["spots"] = self.n_spots
+        return d
 
 
 GANTRY_5 = [0.0, 72.0, 144.0, 216.0, 288.0]
@@ -73,3 +87,38 @@ def arc_90cp(spacing_mm: float = 2.5) -> Case:
     arc = se.plan.conformal_arc(patient, "PTV", se.load_machine("photon_6mv"), start_deg=181.0, stop_deg=179.0,
                                 direction="cw", spacing_deg=4.0)
     return Case(f"sarcoma_arc90_{spacing_mm:g}mm", patient, arc)
+
+
+def impt_3field(spacing_mm: float = 2.5, backend: str = "cpp") -> Case:
+    """The default sarcoma case with a 3-field IMPT plan (gantry 0, 120, 240 deg, 5 mm spots), weights
+    optimised once on ``backend`` (the plan build is not what the benchmarks time)."""
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=spacing_mm)
+    beams = se.plan.impt_beams(patient, "PTV", se.load_machine("proton_generic"), gantry_deg=[0.0, 120.0, 240.0],
+                               backend=backend)
+    return Case(f"sarcoma_impt3_{spacing_mm:g}mm", patient, list(beams))
+
+
+def small_proton_check() -> Case:
+    """A small heterogeneous proton case (two oblique mono-energetic fields, one non-coplanar) to check
+    a backend against the reference before timing."""
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=6.0)
+    m = se.load_machine("proton_generic")
+    beams = [se.plan.open_field(m, patient, field_mm=(50.0, 40.0), gantry_deg=30.0, energy_mev=140.0),
+             se.plan.open_field(m, patient, field_mm=(40.0, 40.0), gantry_deg=250.0, couch_deg=15.0,
+                                energy_mev=100.0)]
+    return Case("sarcoma_proton2_6mm", patient, beams)
+
+
+def require_backend(name: str) -> None:
+    """Skip the calling pytest benchmark, with the registry's reason, when ``name`` cannot run here."""
+    import pytest  # noqa: PLC0415 - the scripts that import this module run without pytest
+
+    ok, reason = se.available_backends()[name]
+    if not ok:
+        pytest.skip(f"{name}: {reason}")
+
+
+def max_rel_difference(case: Case, reference: np.ndarray, name: str) -> float:
+    """max |dose on ``name`` - reference| / max reference over the case's grid."""
+    got = se.compute_dose(case.beams, case.patient, backend=name).gy
+    return float(np.abs(got - reference).max() / reference.max())

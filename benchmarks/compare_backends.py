@@ -4,9 +4,11 @@ Prints a table and one JSON line per (case, backend) run, prefixed ``BENCH ``:
 
     python benchmarks/compare_backends.py                      # default cases, all backends
     python benchmarks/compare_backends.py --cases water100 --backends cpp numpy --repeat 5
+    python benchmarks/compare_backends.py --cases impt3 arc90 --backends cpp numpy   # protons, VMAT
 
 Before timing, each backend is checked against the NumPy reference on a small
-heterogeneous case (max |difference| <= 1e-4 of the maximum dose); a backend that
+heterogeneous photon case, and on a proton case when a proton case is timed
+(max |difference| <= 1e-4 of the maximum dose); a backend that
 fails the check is reported and not timed. Times are wall-clock seconds of
 ``compute_dose`` after one warm-up call (compilation and first-touch excluded),
 best of ``--repeat``; the result is copied back to the host, so GPU work is
@@ -35,7 +37,10 @@ CASES = {
     "sarcoma": case_lib.sarcoma_5beam,
     "water100": case_lib.water_sphere_5beam,
     "slab256": case_lib.slab_9beam,
+    "impt3": case_lib.impt_3field,  # the sarcoma case with a 3-field IMPT plan
+    "arc90": case_lib.arc_90cp,  # the sarcoma case with a 90-control-point arc
 }
+PROTON_CASES = {"impt3"}
 PARITY_TOL = 1e-4  # of the maximum dose (DESIGN 6)
 
 
@@ -52,8 +57,9 @@ def device_of(name: str) -> str:
     return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
-def check_parity(names) -> dict[str, float]:
-    case = case_lib.small_check()
+def check_parity(names, case=None) -> dict[str, float]:
+    """Max |backend - numpy| / max dose of each compiled backend on ``case`` (default: the photon check)."""
+    case = case or case_lib.small_check()
     ref = se.compute_dose(case.beams, case.patient, backend="numpy").gy
     errors = {}
     for name in names:
@@ -90,9 +96,14 @@ def main(argv=None) -> int:
         if not available.get(n, False):
             print(f"backend {n!r} unavailable: {se.available_backends()[n][1]}", file=sys.stderr)
             return 2
-    parity = check_parity(names)
-    for n, err in parity.items():
-        print(f"parity {n} vs numpy on {case_lib.small_check().name}: max |diff| = {err:.2e} of max dose")
+    checks = [case_lib.small_check()]
+    if PROTON_CASES & set(args.cases):
+        checks.append(case_lib.small_proton_check())
+    parity = {}
+    for check in checks:
+        for n, err in check_parity(names, check).items():
+            print(f"parity {n} vs numpy on {check.name}: max |diff| = {err:.2e} of max dose")
+            parity[n] = max(parity.get(n, 0.0), err)
     bad = [n for n, err in parity.items() if not err <= PARITY_TOL]
     names = [n for n in names if n not in bad]
     if bad:
@@ -108,7 +119,7 @@ def main(argv=None) -> int:
                 continue
             times[n] = time_backend(case, n, 1 if n == "numpy" else args.repeat)
         print(f"\n{desc['case']}: grid {desc['grid_zyx']} (z,y,x) at {desc['spacing_mm']} mm, "
-              f"{desc['beams']} beams, {desc['beamlets']} beamlets")
+              f"{desc['beams']} beams, {case.n_spots or case.n_beamlets} {case.units}")
         print(f"  {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'numpy/this':>11s}")
         for n, t in times.items():
             ratio = times["numpy"] / t if "numpy" in times else float("nan")

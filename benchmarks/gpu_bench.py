@@ -50,11 +50,8 @@ def _parity(names) -> dict:
     out = {}
     photon = case_lib.small_check()
     ref = se.compute_dose(photon.beams, photon.patient, backend="numpy").gy
-    water = se.phantoms.slab(size_xyz_mm=(60.0, 200.0, 60.0), spacing_xyz_mm=4.0,
-                             slabs=(("BONE", 30.0, 50.0, 1300.0),))
-    proton = se.plan.open_field(se.load_machine("proton_generic"), water, field_mm=(30, 30), gantry_deg=20.0,
-                                ssd_mm=1500.0, energy_mev=130.0)
-    ref_p = se.compute_dose(proton, water, backend="numpy").gy
+    proton = case_lib.small_proton_check()
+    ref_p = se.compute_dose(proton.beams, proton.patient, backend="numpy").gy
     for name in names:
         if name == "numpy":
             continue
@@ -62,7 +59,7 @@ def _parity(names) -> dict:
         got = se.compute_dose(photon.beams, photon.patient, backend=name).gy
         entry["photon_max_rel"] = float(np.abs(got - ref).max() / ref.max())
         try:
-            got_p = se.compute_dose(proton, water, backend=name).gy
+            got_p = se.compute_dose(proton.beams, proton.patient, backend=name).gy
             entry["proton_max_rel"] = float(np.abs(got_p - ref_p).max() / ref_p.max())
         except se.PlanError as exc:
             entry["proton_error"] = str(exc)
@@ -77,16 +74,13 @@ def _cases(selected):
         built["sarcoma_5beam"] = case_lib.sarcoma_5beam()
     if "slab256_9beam" in selected:
         built["slab256_9beam"] = case_lib.slab_9beam()
-    if "vmat_180cp" in selected or "impt_3field" in selected:
+    if "vmat_180cp" in selected:
         patient = se.phantoms.sarcoma_thigh()
-        if "vmat_180cp" in selected:
-            arc = se.plan.conformal_arc(patient, "PTV", se.load_machine("photon_6mv"), start_deg=181.0,
-                                        stop_deg=179.0, spacing_deg=2.0)
-            built["vmat_180cp"] = case_lib.Case("vmat_180cp", patient, list(arc))
-        if "impt_3field" in selected:
-            beams = se.plan.impt_beams(patient, "PTV", se.load_machine("proton_generic"),
-                                       gantry_deg=[0.0, 120.0, 240.0], backend="cpp")
-            built["impt_3field"] = case_lib.Case("impt_3field", patient, beams)
+        arc = se.plan.conformal_arc(patient, "PTV", se.load_machine("photon_6mv"), start_deg=181.0,
+                                    stop_deg=179.0, spacing_deg=2.0)
+        built["vmat_180cp"] = case_lib.Case("vmat_180cp", patient, list(arc))
+    if "impt_3field" in selected:
+        built["impt_3field"] = case_lib.impt_3field()
     return built
 
 
