@@ -44,6 +44,19 @@ void add_over_grid(const GridParams& grid, float* dose, const F& f) {
     }
 }
 
+/// Adds every beam's dose in order: its ray table first, then point(beam, table, x, y, z) over the grid.
+template <class BeamArrays, class Point>
+void dose_cpu(const float* density, const GridParams& grid, const std::vector<BeamArrays>& beams, float* dose,
+              const Point& point) {
+    for (const BeamArrays& beam : beams) {
+        const auto& b = beam.params;
+        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
+        trace_all(density, grid, b, table.data());
+        const float* t = table.data();
+        add_over_grid(grid, dose, [&](double x, double y, double z) { return point(beam, t, x, y, z); });
+    }
+}
+
 }  // namespace
 
 void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table) {
@@ -56,28 +69,16 @@ void trace_rays_cpu(const float* density, const GridParams& grid, const ProtonBe
 
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose) {
-    for (const PhotonBeamArrays& beam : beams) {
-        const PhotonBeamParams& b = beam.params;
-        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
-        trace_all(density, grid, b, table.data());
-        const float* t = table.data();
-        add_over_grid(grid, dose, [&](double x, double y, double z) {
-            return photon_point_dose(b, t, beam.weights, beam.tdd, beam.comp_w, beam.comp_s, beam.scatter, x, y, z);
-        });
-    }
+    dose_cpu(density, grid, beams, dose, [](const PhotonBeamArrays& a, const float* t, double x, double y, double z) {
+        return photon_point_dose(a.params, t, a.weights, a.tdd, a.comp_w, a.comp_s, a.scatter, x, y, z);
+    });
 }
 
 void proton_dose_cpu(const float* density, const GridParams& grid, const std::vector<ProtonBeamArrays>& beams,
                      float* dose) {
-    for (const ProtonBeamArrays& beam : beams) {
-        const ProtonBeamParams& b = beam.params;
-        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
-        trace_all(density, grid, b, table.data());
-        const float* t = table.data();
-        add_over_grid(grid, dose, [&](double x, double y, double z) {
-            return proton_point_dose(b, t, beam.layers, beam.weights, beam.idd, beam.sigma, x, y, z);
-        });
-    }
+    dose_cpu(density, grid, beams, dose, [](const ProtonBeamArrays& a, const float* t, double x, double y, double z) {
+        return proton_point_dose(a.params, t, a.layers, a.weights, a.idd, a.sigma, x, y, z);
+    });
 }
 
 }  // namespace sfrt

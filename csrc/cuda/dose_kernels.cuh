@@ -36,6 +36,23 @@ extern "C" __global__ void sfrt_trace_rays(const float* __restrict__ density, co
     }
 }
 
+/// Grid-stride loop of the dose kernels over the z-slices [z_begin, z_begin + z_count):
+/// dose[((iz - z_begin) * ny + iy) * nx + ix] += point(voxel centre (ix, iy, iz) [mm]).
+/// One thread per voxel, x fastest (coalesced); every voxel is written by one thread only.
+template <class Point>
+__device__ inline void sfrt_add_over_chunk(const sfrt::GridParams& g, float* __restrict__ dose, int z_begin,
+                                           int z_count, const Point& point) {
+    const long long plane = (long long)g.nx * g.ny;
+    const long long n = plane * z_count;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        const int ix = (int)(i % g.nx);
+        const int iy = (int)((i / g.nx) % g.ny);
+        const int iz = z_begin + (int)(i / plane);
+        dose[i] += point(g.ox + ix * g.dx, g.oy + iy * g.dy, g.oz + iz * g.dz);
+    }
+}
+
 /// Adds one beam's dose [Gy] to the z-slices [z_begin, z_begin + z_count) of the grid:
 /// dose[((iz - z_begin) * ny + iy) * nx + ix] += photon_point_dose(voxel centre (ix, iy, iz)).
 /// One thread per voxel, x fastest (coalesced), grid-stride; every voxel is written by one
@@ -56,16 +73,9 @@ extern "C" __global__ void sfrt_photon_dose(const double* __restrict__ grid_pack
         b = sfrt::unpack_photon_beam(beam_packed);
     }
     __syncthreads();
-    const long long plane = (long long)g.nx * g.ny;
-    const long long n = plane * z_count;
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        const int ix = (int)(i % g.nx);
-        const int iy = (int)((i / g.nx) % g.ny);
-        const int iz = z_begin + (int)(i / plane);
-        dose[i] += sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, scatter, g.ox + ix * g.dx,
-                                           g.oy + iy * g.dy, g.oz + iz * g.dz);
-    }
+    sfrt_add_over_chunk(g, dose, z_begin, z_count, [&](double x, double y, double z) {
+        return sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, scatter, x, y, z);
+    });
 }
 
 /// Adds one proton beam's dose [Gy] to the z-slices [z_begin, z_begin + z_count) of the grid,
@@ -85,14 +95,7 @@ extern "C" __global__ void sfrt_proton_dose(const double* __restrict__ grid_pack
         b = sfrt::unpack_proton_beam(beam_packed);
     }
     __syncthreads();
-    const long long plane = (long long)g.nx * g.ny;
-    const long long n = plane * z_count;
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        const int ix = (int)(i % g.nx);
-        const int iy = (int)((i / g.nx) % g.ny);
-        const int iz = z_begin + (int)(i / plane);
-        dose[i] += sfrt::proton_point_dose(b, table, layers, weights, idd, sigma, g.ox + ix * g.dx, g.oy + iy * g.dy,
-                                           g.oz + iz * g.dz);
-    }
+    sfrt_add_over_chunk(g, dose, z_begin, z_count, [&](double x, double y, double z) {
+        return sfrt::proton_point_dose(b, table, layers, weights, idd, sigma, x, y, z);
+    });
 }
