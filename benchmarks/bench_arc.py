@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -85,16 +84,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json-out", default=None, help="also write all results to this JSON file")
     args = parser.parse_args(argv)
 
-    available = {n: ok for n, (ok, _) in se.available_backends().items()}
-    names = args.backends or [n for n, ok in available.items() if ok]
-    for n in names:
-        if not available.get(n, False):
-            print(f"backend {n!r} unavailable: {se.available_backends()[n][1]}", file=sys.stderr)
-            return 2
+    names = compare_backends.requested_backends(args.backends)
+    if names is None:
+        return 2
     check = small_arc()
-    ref = se.compute_dose(check.beams, check.patient, backend="numpy").gy
-    for n in [n for n in names if n != "numpy"]:
-        err = float(np.abs(se.compute_dose(check.beams, check.patient, backend=n).gy - ref).max() / ref.max())
+    for n, err in compare_backends.check_parity(names, check).items():
         print(f"parity {n} vs numpy on {check.name}: max |diff| = {err:.2e} of max dose")
         if not err <= PARITY_TOL:
             print(f"NOT timed (parity above {PARITY_TOL:g}): {n}", file=sys.stderr)

@@ -70,6 +70,19 @@ def check_parity(names, case=None) -> dict[str, float]:
     return errors
 
 
+def requested_backends(requested) -> list[str] | None:
+    """The backends to time: ``requested``, or every available one; None (after saying why on
+    stderr) when a requested backend cannot run here."""
+    status = se.available_backends()
+    names = list(requested or [n for n, (ok, _) in status.items() if ok])
+    for n in names:
+        ok, reason = status.get(n, (False, "no such backend"))
+        if not ok:
+            print(f"backend {n!r} unavailable: {reason}", file=sys.stderr)
+            return None
+    return names
+
+
 def time_backend(case, name: str, repeat: int) -> float:
     se.compute_dose(case.beams, case.patient, backend=name)  # warm-up: compilation, first touch
     best = np.inf
@@ -90,12 +103,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json-out", default=None, help="also write all results to this JSON file")
     args = parser.parse_args(argv)
 
-    available = {n: ok for n, (ok, _) in se.available_backends().items()}
-    names = args.backends or [n for n, ok in available.items() if ok]
-    for n in names:
-        if not available.get(n, False):
-            print(f"backend {n!r} unavailable: {se.available_backends()[n][1]}", file=sys.stderr)
-            return 2
+    names = requested_backends(args.backends)
+    if names is None:
+        return 2
     checks = [case_lib.small_check()]
     if PROTON_CASES & set(args.cases):
         checks.append(case_lib.small_proton_check())

@@ -235,6 +235,15 @@ def beam_dose(density: np.ndarray, grid: Grid, task: PhotonBeamTask, table: np.n
     return _over_grid(grid, lambda pts: _beam_dose_chunk(task, table, pts))
 
 
+def _sum_of_beams(one_beam, density, grid: Grid, tasks) -> np.ndarray:
+    """``one_beam(density, grid, task)`` summed over the tasks in order, float64 [z, y, x]."""
+    density = np.asarray(density, dtype=np.float64)
+    total = np.zeros(grid.shape_zyx)
+    for task in tasks:
+        total += one_beam(density, grid, task)
+    return total
+
+
 class NumpyBackend:
     """Float64 NumPy implementation of the dose physics (the reference)."""
 
@@ -246,19 +255,11 @@ class NumpyBackend:
 
     def photon_dose(self, density, grid: Grid, tasks) -> np.ndarray:
         """Sum of the beams' doses [Gy], float64 [z, y, x], beams added in order."""
-        density = np.asarray(density, dtype=np.float64)
-        total = np.zeros(grid.shape_zyx)
-        for task in tasks:
-            total += beam_dose(density, grid, task)
-        return total
+        return _sum_of_beams(beam_dose, density, grid, tasks)
 
     def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
         """Sum of the proton beams' doses [Gy], float64 [z, y, x]; density is relative stopping power."""
-        density = np.asarray(density, dtype=np.float64)
-        total = np.zeros(grid.shape_zyx)
-        for task in tasks:
-            total += proton_beam_dose(density, grid, task)
-        return total
+        return _sum_of_beams(proton_beam_dose, density, grid, tasks)
 
     def describe(self) -> dict:
         return {"name": NAME, "precision": "float64", "threads": 1}
