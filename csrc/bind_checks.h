@@ -122,4 +122,27 @@ inline void check_proton_tables(const ProtonBeamParams& b, const f32& idd, const
             where + ": idd and sigma tables must be (n_energies, ndepth)");
 }
 
+/// A float32 [nz][ny][nx] dose array for grid g, filled by compute(out) with the GIL released.
+template <class Compute>
+py::array_t<float> dose_array(const GridParams& g, const Compute& compute) {
+    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
+    float* out = dose.mutable_data();
+    {
+        py::gil_scoped_release release;
+        compute(out);
+    }
+    return dose;
+}
+
+/// The C++ compiler that built the module, e.g. "gcc 12.2.0".
+inline std::string compiler_text() {
+#if defined(__clang__)
+    return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    return std::string("gcc ") + __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
 }  // namespace sfrt::bind

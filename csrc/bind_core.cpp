@@ -57,14 +57,10 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
         a.scatter = scatter[i].data();
         beams.push_back(a);
     }
-    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
-    float* out = dose.mutable_data();
-    {
-        py::gil_scoped_release release;
+    return sfrt::bind::dose_array(g, [&](float* out) {
         std::fill(out, out + (size_t)g.nz * g.ny * g.nx, 0.0f);
         sfrt::photon_dose_cpu(density.data(), g, beams, out);
-    }
-    return dose;
+    });
 }
 
 py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
@@ -86,14 +82,10 @@ py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::v
         a.sigma = sigma[i].data();
         beams.push_back(a);
     }
-    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
-    float* out = dose.mutable_data();
-    {
-        py::gil_scoped_release release;
+    return sfrt::bind::dose_array(g, [&](float* out) {
         std::fill(out, out + (size_t)g.nz * g.ny * g.nx, 0.0f);
         sfrt::proton_dose_cpu(density.data(), g, beams, out);
-    }
-    return dose;
+    });
 }
 
 py::dict build_info() {
@@ -107,13 +99,7 @@ py::dict build_info() {
     info["openmp"] = false;
 #endif
     info["max_threads"] = sfrt::cpu_max_threads();
-#if defined(__clang__)
-    info["compiler"] = std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-    info["compiler"] = std::string("gcc ") + __VERSION__;
-#else
-    info["compiler"] = "unknown";
-#endif
+    info["compiler"] = sfrt::bind::compiler_text();
     info["max_beamlets_1d"] = SFRT_MAX_BEAMLETS_1D;
     info["max_components"] = SFRT_MAX_COMPONENTS;
     return info;

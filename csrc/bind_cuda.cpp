@@ -155,13 +155,9 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
         beams.push_back(a);
     }
     const std::size_t limit = budget_from(budget);
-    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
-    float* out = dose.mutable_data();
-    {
-        py::gil_scoped_release release;
+    return sfrt::bind::dose_array(g, [&](float* out) {
         sfrt::cuda::photon_dose_cuda(density.data(), g, grid.data(), beams, out, limit);
-    }
-    return dose;
+    });
 }
 
 py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
@@ -181,13 +177,9 @@ py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::v
         beams.push_back(a);
     }
     const std::size_t limit = budget_from(budget);
-    py::array_t<float> dose({(py::ssize_t)g.nz, (py::ssize_t)g.ny, (py::ssize_t)g.nx});
-    float* out = dose.mutable_data();
-    {
-        py::gil_scoped_release release;
+    return sfrt::bind::dose_array(g, [&](float* out) {
         sfrt::cuda::proton_dose_cuda(density.data(), g, grid.data(), beams, out, limit);
-    }
-    return dose;
+    });
 }
 
 py::list split_archs(const std::string& text) {
@@ -211,13 +203,7 @@ py::dict build_info() {
     info["cuda_runtime_version"] = sfrt::cuda::runtime_version();
     info["cuda_runtime"] = "static";
     info["nvcc_version"] = SFRT_NVCC_VERSION;
-#if defined(__clang__)
-    info["host_compiler"] = std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-    info["host_compiler"] = std::string("gcc ") + __VERSION__;
-#else
-    info["host_compiler"] = "unknown";
-#endif
+    info["host_compiler"] = sfrt::bind::compiler_text();
     info["max_beamlets_1d"] = SFRT_MAX_BEAMLETS_1D;
     info["max_components"] = SFRT_MAX_COMPONENTS;
     return info;
