@@ -124,6 +124,11 @@ class Grid:
             self.axis_mm("x")[None, None, :],
         )
 
+    def voxel_centres_mm(self, mask) -> np.ndarray:
+        """Centres (n, 3) [x, y, z mm] of the voxels where ``mask`` [z, y, x] is true, in C order."""
+        iz, iy, ix = np.nonzero(mask)
+        return np.stack([self.axis_mm("x")[ix], self.axis_mm("y")[iy], self.axis_mm("z")[iz]], axis=1)
+
     def index_of(self, point_xyz_mm) -> tuple[int, int, int]:
         """Index ``(iz, iy, ix)`` of the voxel containing a point; raises if outside."""
         p = np.asarray(point_xyz_mm, dtype=float)

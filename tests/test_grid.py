@@ -80,6 +80,14 @@ def test_axis_and_coordinates_follow_zyx_order():
     assert z.shape == (2, 1, 1) and y.shape == (1, 3, 1) and x.shape == (1, 1, 4)
 
 
+def test_voxel_centres_of_a_mask_are_xyz_in_c_order():
+    g = Grid((2, 3, 4), spacing_xyz_mm=(1.0, 2.0, 3.0), origin_xyz_mm=(0.0, 10.0, -5.0))
+    mask = np.zeros(g.shape_zyx, dtype=bool)
+    mask[1, 2, 0] = mask[0, 1, 3] = True  # [z, y, x]
+    np.testing.assert_array_equal(g.voxel_centres_mm(mask), [[3.0, 12.0, -5.0], [0.0, 14.0, -2.0]])
+    assert g.voxel_centres_mm(np.zeros(g.shape_zyx, dtype=bool)).shape == (0, 3)
+
+
 def test_index_of_returns_zyx_of_nearest_centre():
     g = Grid((2, 3, 4), spacing_xyz_mm=(1.0, 2.0, 3.0), origin_xyz_mm=(0.0, 10.0, -5.0))
     assert g.index_of((3.0, 14.0, -2.0)) == (1, 2, 3)

@@ -318,8 +318,7 @@ def conformal_arc(patient: Patient, structure: str, machine: PhotonMachine, star
     mu = _meterset(meterset_weights, angles.size, total_mu)
 
     grid = patient.grid
-    iz, iy, ix = np.nonzero(mask)
-    points = np.stack([grid.axis_mm("x")[ix], grid.axis_mm("y")[iy], grid.axis_mm("z")[iz]], axis=1)
+    points = grid.voxel_centres_mm(mask)
     iso = points.mean(axis=0) if isocenter_xyz_mm is None else np.asarray(isocenter_xyz_mm, dtype=float)
     spacing = np.asarray(grid.spacing_xyz_mm)
     control_points = []
@@ -401,8 +400,7 @@ def refine_leaf_pair_fluence(arc: Arc, patient: Patient, structure: str = "PTV",
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty; nothing to flatten the dose over")
     grid = patient.grid
-    iz, iy, ix = np.nonzero(mask)
-    points = np.stack([grid.axis_mm("x")[ix], grid.axis_mm("y")[iy], grid.axis_mm("z")[iz]], axis=1)
+    points = grid.voxel_centres_mm(mask)
     w = arc.leaf_width_mm
     live = [cp for cp in arc.control_points if cp.beam is not None]
     # pair index of every voxel at every control point, fixed over the iterations

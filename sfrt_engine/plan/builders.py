@@ -209,8 +209,7 @@ def conformal_beams(patient: Patient, structure: str, machine: PhotonMachine,
     if not (np.isfinite(margin_mm) and margin_mm >= 0):
         raise PlanError(f"margin_mm={margin_mm!r}: expected a margin >= 0 mm")
     grid = patient.grid
-    iz, iy, ix = np.nonzero(mask)
-    points = np.stack([grid.axis_mm("x")[ix], grid.axis_mm("y")[iy], grid.axis_mm("z")[iz]], axis=1)
+    points = grid.voxel_centres_mm(mask)
     iso = points.mean(axis=0) if isocenter_xyz_mm is None else np.asarray(isocenter_xyz_mm, dtype=float)
     half_diag = 0.5 * float(np.linalg.norm(grid.spacing_xyz_mm))
     beams = []

@@ -69,8 +69,7 @@ def _wet_of_points(patient: Patient, frame, machine: ProtonMachine, points: np.n
 def _field_geometry(patient: Patient, mask: np.ndarray, machine: ProtonMachine, iso, gantry: float, couch: float,
                     spot_spacing_mm: float, margin_mm: float, backend: str):
     g = patient.grid
-    iz, iy, ix = np.nonzero(mask)
-    pts = np.stack([g.axis_mm("x")[ix], g.axis_mm("y")[iy], g.axis_mm("z")[iz]], axis=1)
+    pts = g.voxel_centres_mm(mask)
     frame = beam_frame(iso, machine.sad_mm, gantry, couch, 0.0)
     u, v, z = frame.to_bev(pts)
     wet = _wet_of_points(patient, frame, machine, pts, backend)
@@ -251,9 +250,9 @@ def _optimise(patient: Patient, structure: str, beams: list[ProtonBeam], prescri
 
     g = patient.grid
     mask = patient.structures[structure]
-    iz, iy, ix = np.nonzero(mask)
-    stride = max(1, int(np.ceil(iz.size / _MAX_SAMPLES)))
-    pts = np.stack([g.axis_mm("x")[ix], g.axis_mm("y")[iy], g.axis_mm("z")[iz]], axis=1)[::stride]
+    pts = g.voxel_centres_mm(mask)
+    stride = max(1, int(np.ceil(len(pts) / _MAX_SAMPLES)))
+    pts = pts[::stride]
     target = prescription_gy / len(beams)
     out = []
     for beam in beams:

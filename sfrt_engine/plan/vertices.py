@@ -128,12 +128,6 @@ def lattice_points(lattice: str, spacing_mm: float, lo_xyz, hi_xyz, offset_xyz=(
     return pts[keep]
 
 
-def _voxel_centres(patient: Patient, mask: np.ndarray) -> np.ndarray:
-    g = patient.grid
-    iz, iy, ix = np.nonzero(mask)
-    return np.stack([g.axis_mm("x")[ix], g.axis_mm("y")[iy], g.axis_mm("z")[iz]], axis=1)
-
-
 def _shell(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` that touch its complement (6-connectivity); enough for nearest-distance queries."""
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
@@ -190,13 +184,13 @@ def place_vertices(patient: Patient, target: str = "GTV", diameter_mm: float = 1
         raise PlanError(f"structure {target!r} is empty; no vertex can be placed")
     r = 0.5 * diameter_mm
 
-    outside_tree = cKDTree(_voxel_centres(patient, _shell(~gtv)))
+    outside_tree = cKDTree(patient.grid.voxel_centres_mm(_shell(~gtv)))
     avoid_trees = []
     for name in avoid:
         m = patient.structures[name]
         if m.any():
-            avoid_trees.append((m, cKDTree(_voxel_centres(patient, _shell(m)))))
-    pts_gtv = _voxel_centres(patient, gtv)
+            avoid_trees.append((m, cKDTree(patient.grid.voxel_centres_mm(_shell(m)))))
+    pts_gtv = patient.grid.voxel_centres_mm(gtv)
     lo, hi = pts_gtv.min(axis=0), pts_gtv.max(axis=0)
     centroid = pts_gtv.mean(axis=0)
 
