@@ -246,6 +246,7 @@ def scatter_table(task: PhotonBeamTask) -> ScatterTable | None:
     if n_direct == k:
         return None
     u_lo, u_hi, v_lo, v_hi = task.footprint_uv_mm
+    # a zero-weight component allows any step: one spanning the footprint is then enough
     h = float(min(h_k[n_direct:].min(), max(u_hi - u_lo, v_hi - v_lo, task.ray_du_mm)))
     s0 = float(sigma[n_direct:].min()) * sad / z_far
     s_high = float(sigma[n_direct:].max()) * sad / z_near

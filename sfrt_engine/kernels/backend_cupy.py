@@ -149,7 +149,8 @@ def _data_counts(task) -> tuple[int, int]:
         spots = sum(int(np.size(layer.weights_gp)) for layer in task.layers)
         return spots + 2 * n_e * n_d, len(task.layers) * LAYER_PACK_SIZE
     k, n = np.shape(task.component_weight)
-    return int(np.size(task.weights_mu)) + n * (1 + 2 * k) + int(np.size(task.scatter_values())), 0
+    scatter = 0 if task.scatter is None else int(task.scatter.values.size)
+    return int(np.size(task.weights_mu)) + n * (1 + 2 * k) + scatter, 0
 
 
 def plan_memory(grid: Grid, tasks, available_bytes: int) -> dict:
