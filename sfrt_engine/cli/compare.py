@@ -1,0 +1,157 @@
+"""``sfrt compare``: the main job, SFRT versus CRT on the built-in sarcoma phantom or a DICOM case
+(per-arm table, report.json, EQD2 slices and dose/EQD2-volume histograms)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TABLE_STRUCTURES", "dicom_case", "print_arm_table", "register"]
+
+
+def _write_json(path: Path, data) -> None:
+    """Write JSON atomically (a failed write leaves an earlier file intact)."""
+    from .._files import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")
+
+
+def print_arm_table(report: dict, out=None) -> None:
+    """Per-arm table of cumulative physical dose and EQD2, then the SFRT metrics."""
+    arms = report["arms"]
+    print(f"\n{'':14s}" + "".join(f"{arm + ' phys [Gy]':>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
+    print(f"{'structure':14s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms), file=out)
+    for name in TABLE_STRUCTURES:
+        if name not in next(iter(arms.values()))["structures"]:
+            continue
+        row = f"{name:14s}"
+        for arm in arms.values():
+            for kind in ("physical", "eqd2"):
+                st = arm["structures"][name][kind]
+                row += f"{st['mean_gy']:8.1f}{st['d95_gy']:9.1f}{st['max_gy']:9.1f}"
+        print(row, file=out)
+    print(f"\n{'SFRT metrics':14s}" + "".join(f"{arm:>14s}" for arm in arms), file=out)
+    for key, label in (("peak_gy", "peak [Gy]"), ("valley_gy", "valley [Gy]"), ("pvdr", "PVDR"),
+                       ("d10_d90", "GTV D10/D90"), ("gtv_d50_gy", "GTV D50 [Gy]"), ("geud_gy", "gEUD EQD2")):
+        print(f"{label:14s}" + "".join(f"{arm['sfrt_metrics'][key]:14.2f}" for arm in arms.values()), file=out)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import sfrt_engine as se
+
+    from ..biology import parse_alpha_beta
+    from ..compare import ComparisonSettings, run_comparison
+    from ..plotting import save_arm_slices, save_histograms
+
+    avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
+    settings = ComparisonSettings(
+        technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
+        vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
+        alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
+        backend=args.backend, avoid=avoid)
+    out = Path(args.out)
+    bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
+               file=sys.stderr)
+
+    def progress(message: str) -> None:
+        bar.set_postfix_str(message)
+        bar.update(1)
+
+    if args.dicom:
+        progress(f"reading DICOM from {args.dicom}")
+        patient = dicom_case(args.dicom, args.target)
+    else:
+        progress("building the sarcoma phantom")
+        patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
+    result = run_comparison(patient, settings, progress=progress)
+    report = result.report
+    report["settings"]["runtime_s"] = round(result.seconds, 2)
+    progress("writing report and plots")
+    _write_json(out / "report.json", report)
+    vertices = result.prepared.vertices
+    z_counts = [np.sum(np.abs(vertices.centers_xyz_mm[:, 2] - z) < 1e-6) for z in vertices.centers_xyz_mm[:, 2]]
+    z_best = float(vertices.centers_xyz_mm[int(np.argmax(z_counts)), 2])
+    iz = int(np.argmin(np.abs(patient.grid.axis_mm("z") - z_best)))
+    mode = settings.boost_mode
+    slices = save_arm_slices(out / "eqd2_axial.png", result.eqd2_gy, patient, iz, vertices.centers_xyz_mm,
+                             vertices.radius_mm, title=f"cumulative EQD2, boost mode '{mode}', "
+                             f"{int(max(z_counts))} vertices in this slice")
+    hist = save_histograms(out / "histograms.png", result.physical_gy, result.eqd2_gy, patient,
+                           title=f"SFRT vs CRT ({settings.technique}, boost mode '{mode}')")
+    exported = None
+    if args.export_dicom:
+        progress("exporting RTDOSE, RTSTRUCT and HDF5")
+        exported = se.io.export_comparison(out, result)
+    bar.close()
+    crt = report["arms"]["CRT"]["schedule"]
+    sfrt = report["arms"]["SFRT"]["schedule"]
+    print(f"sfrt-engine {se.__version__} | technique {settings.technique} | backend {report['settings']['backend_used']}"
+          f" | boost mode '{mode}'")
+    print(f"vertices: {vertices.count} x {vertices.diameter_mm:g} mm on a {vertices.lattice} lattice "
+          f"({vertices.spacing_mm:g} mm) in {settings.target}")
+    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} Gy; SFRT arm: same CRT + "
+          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
+          f"{sfrt['n_sessions']} sessions")
+    print_arm_table(report)
+    print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
+    if exported:
+        files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
+        print("exported " + ", ".join(str(f) for f in files if f))
+    return 0
+
+
+def dicom_case(folder: str, target: str):
+    """A DICOM CT + RTSTRUCT case ready for the comparison: ``target`` becomes GTV; PTV (GTV + 5 mm)
+    and BODY (CT numbers above -500 HU) are derived when the structure set lacks them."""
+    import sfrt_engine as se
+
+    from ..phantoms import _expand
+
+    patient = se.io.read_dicom(folder)
+    structures = patient.structures
+    if target not in structures:
+        raise se.StructureError(f"--target {target!r} is not an ROI of {folder}; ROIs: {', '.join(structures)}")
+    if target != "GTV":
+        structures["GTV"] = structures[target]
+    if "BODY" not in structures:
+        structures["BODY"] = patient.hu > -500.0
+    if "PTV" not in structures:
+        structures["PTV"] = _expand(structures["GTV"], patient.grid, 5.0) & structures["BODY"]
+    return patient
+
+
+def register(sub) -> None:
+    from ..plan.schedule import BOOST_MODES
+    from ..plan.techniques import available_techniques
+
+    p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
+    p.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
+                   help="delivery technique (default imrt)")
+    p.add_argument("--crt-fractions", type=int, default=20, help="CRT fractions of 3 Gy, 15-20 (default 20)")
+    p.add_argument("--vertex-dose", type=float, default=12.0, help="vertex dose per session, 8-15 Gy (default 12)")
+    p.add_argument("--vertex-sessions", type=int, default=4, help="weekly vertex sessions, 3-4 (default 4)")
+    p.add_argument("--boost-mode", default="integrated", choices=BOOST_MODES, help="default integrated")
+    p.add_argument("--alpha-beta", default="", help="per-structure alpha/beta in Gy, e.g. GTV=4,SKIN=2")
+    p.add_argument("--lattice", default="hcp", choices=("hcp", "cubic"), help="vertex lattice (default hcp)")
+    p.add_argument("--backend", default="auto", help="auto | cuda | cupy | cpp | numpy (default auto)")
+    p.add_argument("--spacing", type=float, default=2.5, help="phantom voxel size [mm] (default 2.5)")
+    p.add_argument("--out", default="sfrt_out", help="output folder (default ./sfrt_out)")
+    p.add_argument("--dicom", default=None, metavar="FOLDER",
+                   help="run on a DICOM case (axial HFS CT series + RTSTRUCT in FOLDER) instead of the phantom")
+    p.add_argument("--target", default="GTV", help="ROI of the DICOM case to fill with vertices (default GTV)")
+    p.add_argument("--avoid", nargs="*", default=None, metavar="NAME",
+                   help="structures the vertices keep away from (default FEMUR SKIN on the phantom, none on DICOM)")
+    p.add_argument("--export-dicom", action="store_true",
+                   help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_compare)
