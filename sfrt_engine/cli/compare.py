@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_STRUCTURES", "dicom_case", "print_arm_table", "register"]
+__all__ = ["TABLE_STRUCTURES", "print_arm_table", "register"]
 
 
 def _write_json(path: Path, data) -> None:
@@ -50,6 +50,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import sfrt_engine as se
 
     from ..biology import parse_alpha_beta
+    from ..cases import prepare_dicom_case
     from ..compare import ComparisonSettings, run_comparison
     from ..plotting import save_arm_slices, save_histograms
 
@@ -69,7 +70,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.dicom:
         progress(f"reading DICOM from {args.dicom}")
-        patient = dicom_case(args.dicom, args.target)
+        patient = prepare_dicom_case(args.dicom, args.target)
     else:
         progress("building the sarcoma phantom")
         patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
@@ -108,26 +109,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
         print("exported " + ", ".join(str(f) for f in files if f))
     return 0
-
-
-def dicom_case(folder: str, target: str):
-    """A DICOM CT + RTSTRUCT case ready for the comparison: ``target`` becomes GTV; PTV (GTV + 5 mm)
-    and BODY (CT numbers above -500 HU) are derived when the structure set lacks them."""
-    import sfrt_engine as se
-
-    from ..phantoms import _expand
-
-    patient = se.io.read_dicom(folder)
-    structures = patient.structures
-    if target not in structures:
-        raise se.StructureError(f"--target {target!r} is not an ROI of {folder}; ROIs: {', '.join(structures)}")
-    if target != "GTV":
-        structures["GTV"] = structures[target]
-    if "BODY" not in structures:
-        structures["BODY"] = patient.hu > -500.0
-    if "PTV" not in structures:
-        structures["PTV"] = _expand(structures["GTV"], patient.grid, 5.0) & structures["BODY"]
-    return patient
 
 
 def register(sub) -> None:
