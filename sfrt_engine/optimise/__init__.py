@@ -14,8 +14,17 @@ __all__ = ["DoseOperator", "dose_operator"]
 from . import objectives
 from .goals import DEFAULT_GOALS_FILE, GOAL_TYPES, Goal, GoalSet, default_goals, goals_from_dict, load_goals
 from .objectives import (
-    DvhMax, DvhMin, Geud, MaxDose, MeanDose, MinDose, Objective, SquaredDeviation, SquaredOverdose,
-    SquaredUnderdose, Valley,
+    DvhMax,
+    DvhMin,
+    Geud,
+    MaxDose,
+    MeanDose,
+    MinDose,
+    Objective,
+    SquaredDeviation,
+    SquaredOverdose,
+    SquaredUnderdose,
+    Valley,
 )
 from .optimiser import OptimisationResult, OptimisationWarning, optimise, voxel_subset
 
