@@ -27,3 +27,7 @@ __all__ = [
     "fit_photon_machine", "load_machine", "DEFAULT_HU_TO_DENSITY", "HUCalibration", "Patient", "phantoms", "plan",
     "biology", "evaluation", "io", "study", "ComparisonSettings", "run_comparison", "__version__",
 ]
+
+from . import components, optimise  # plan components and inverse planning
+
+__all__ += ["components", "optimise"]

@@ -6,17 +6,19 @@ reuses its prepared unit doses to evaluate many schedules without recomputing do
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .biology import DEFAULT_GEUD_A, DEFAULT_PRECEDENCE, alpha_beta_map, eqd2, geud, physical_dose
-from .errors import StructureError
+from .components import Component, boost_component, crt_component
+from .errors import PlanError, StructureError
 from .evaluation import dose_statistics, sfrt_metrics
 from .patient import Patient
-from .plan.components import Component, boost_component, crt_component
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, Schedule, crt_schedule, sfrt_schedule
 from .plan.techniques import get_technique
 from .plan.vertices import VertexLattice, place_vertices
@@ -44,10 +46,14 @@ class ComparisonSettings:
     target: str = "GTV"
     ptv: str = "PTV"
     backend: str = "auto"
+    goals: object = None  # optimisation goals: None (the default sarcoma goals), a TOML path or a GoalSet
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        goals = self.goals
+        d = asdict(dataclasses.replace(self, goals=None))
         d["avoid"] = list(self.avoid)
+        d["goals"] = getattr(goals, "source", None) if goals is not None and not isinstance(goals, (str, Path)) \
+            else (str(goals) if goals is not None else "default")
         return d
 
 
@@ -88,11 +94,28 @@ def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Pr
                               gtv_margin_mm=settings.gtv_margin_mm, oar_margin_mm=settings.oar_margin_mm,
                               avoid=settings.avoid)
     technique = get_technique(settings.technique)
+    goals = resolve_goals(settings.goals)
+    if technique.optimisation:
+        goals.check_structures("boost", patient.structures)  # VERTICES and VALLEY exist now
     step(f"CRT dose ({settings.technique})")
-    crt = crt_component(patient, technique, settings.ptv, CRT_DOSE_PER_FRACTION_GY, settings.backend)
+    crt = crt_component(patient, technique, settings.ptv, CRT_DOSE_PER_FRACTION_GY, settings.backend, goals=goals)
     step(f"vertex boost dose ({vertices.count} vertices)")
-    boost = boost_component(patient, technique, vertices, settings.backend)
+    boost = boost_component(patient, technique, vertices, settings.backend, goals=goals,
+                            vertex_dose_gy=settings.vertex_dose_gy)
     return Prepared(patient, settings, vertices, {"CRT": crt, "BOOST": boost}, technique.describe())
+
+
+def resolve_goals(goals):
+    """The goal set of a comparison: the default sarcoma goals, a TOML file's or a GoalSet as given."""
+    from .optimise import GoalSet, default_goals, load_goals
+
+    if goals is None:
+        return default_goals()
+    if isinstance(goals, GoalSet):
+        return goals
+    if isinstance(goals, (str, Path)):
+        return load_goals(goals)
+    raise PlanError(f"goals={goals!r}: expected None (the default goals), a TOML file path or a GoalSet")
 
 
 def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessions: int, vertex_dose_gy: float,
@@ -137,6 +160,35 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
     return phys, biol, entry
 
 
+def boost_session_metrics(prepared: Prepared, schedule: Schedule) -> dict:
+    """Physical dose metrics of one vertex-boost session (the first session with a boost).
+
+    ``session``: the session as delivered (integrated mode: one CRT fraction plus the boost); ``boost_only``:
+    the boost fields alone at the session's boost weight. Keys: ``peak_gy`` (VERTICES mean), ``valley_gy``
+    (VALLEY mean), ``pvdr``, ``vertices_d95_gy``, ``d10_d90`` (target), and per avoided structure
+    ``<name>_max_gy``.
+    """
+    session = next(s for s in schedule.sessions if s.weight("BOOST") > 0)
+    units = prepared.unit_doses
+    structures = prepared.patient.structures
+    target = prepared.settings.target
+
+    def metrics(dose: np.ndarray) -> dict:
+        m = sfrt_metrics(dose, structures, target)
+        out = {"peak_gy": m["peak_gy"], "valley_gy": m["valley_gy"], "pvdr": m["pvdr"],
+               "vertices_d95_gy": dose_statistics(dose, structures["VERTICES"], "VERTICES")["d95_gy"],
+               "d10_d90": m["d10_d90"]}
+        for name in ("FEMUR", "SKIN", *prepared.settings.avoid):
+            if name in structures and structures[name].any():
+                out[f"{name.lower()}_max_gy"] = float(dose[structures[name]].max())
+        return out
+
+    full = sum(w * units[c] for c, w in session.weights)
+    b = session.weight("BOOST")
+    return {"day": session.day, "weights": dict(session.weights), "session": metrics(full),
+            "boost_only": metrics(b * units["BOOST"]), **metrics(full)}
+
+
 def run_comparison(patient: Patient | None = None, settings: ComparisonSettings | None = None,
                    progress=None) -> Comparison:
     """Full SFRT vs CRT comparison.
@@ -165,6 +217,11 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
     if unknown:
         raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "
                              f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
+    if get_technique(settings.technique).optimisation:  # goal file and structures, before any dose
+        goals = resolve_goals(settings.goals)
+        goals.check_structures("crt", patient.structures)
+        goals.check_structures("boost", patient.structures, extra=("VERTICES", "VALLEY"))
+        settings = dataclasses.replace(settings, goals=goals)
     prepared = prepare(patient, settings, progress)
     if progress:
         progress("biology and evaluation")
@@ -184,7 +241,11 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
                          grid=patient.grid.to_dict(), backend_used=prepared.components["CRT"].backend),
         "vertices": prepared.vertices.to_dict(),
         "components": {name: {"unit": c.unit, "beams": len(c.beams), "beamlets": c.n_beamlets,
-                              "seconds": round(c.seconds, 3)} for name, c in prepared.components.items()},
+                              "seconds": round(c.seconds, 3), "optimisation": c.optimisation}
+                       for name, c in prepared.components.items()},
         "arms": arms,
     }
+    for arm, names in (("CRT", ("CRT",)), ("SFRT", ("CRT", "BOOST"))):
+        arms[arm]["optimisation"] = {n: prepared.components[n].optimisation for n in names}
+    arms["SFRT"]["boost_session"] = boost_session_metrics(prepared, schedules["SFRT"])
     return Comparison(prepared, schedules, physical, biological, report, time.perf_counter() - start)

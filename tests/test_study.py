@@ -142,7 +142,7 @@ def test_no_dose_is_recomputed(prepared, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("evaluate_schedules computed dose; it must re-weight the unit doses")
 
-    monkeypatch.setattr(se.plan.components, "compute_dose", forbidden)
+    monkeypatch.setattr(se.components, "compute_dose", forbidden)
     monkeypatch.setattr(se, "compute_dose", forbidden)
     out = evaluate_schedules(prepared, vertex_dose_gy=15.0, vertex_sessions=3, crt_fractions=15,
                              boost_mode="separate", alpha_beta_gy={"SKIN": 3.0})

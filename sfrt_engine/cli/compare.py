@@ -59,7 +59,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
         vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
-        backend=args.backend, avoid=avoid)
+        backend=args.backend, avoid=avoid, goals=args.goals)
     out = Path(args.out)
     bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
                file=sys.stderr)
@@ -117,7 +117,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
     p.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
-                   help="delivery technique (default imrt)")
+                   help="delivery technique (default imrt: optimised fluence; 3dcrt: the same fields, uniform)")
     p.add_argument("--crt-fractions", type=int, default=20, help="CRT fractions of 3 Gy, 15-20 (default 20)")
     p.add_argument("--vertex-dose", type=float, default=12.0, help="vertex dose per session, 8-15 Gy (default 12)")
     p.add_argument("--vertex-sessions", type=int, default=4, help="weekly vertex sessions, 3-4 (default 4)")
@@ -135,4 +135,7 @@ def register(sub) -> None:
     p.add_argument("--export-dicom", action="store_true",
                    help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--goals", default=None, metavar="FILE.toml",
+                   help="optimisation goals of the CRT and boost components (default: the built-in sarcoma goals, "
+                        "sfrt_engine/machines/data/goals_sarcoma.toml)")
     p.set_defaults(func=cmd_compare)

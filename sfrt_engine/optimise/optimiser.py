@@ -108,6 +108,12 @@ def voxel_subset(objectives: Sequence[Objective], structures: Mapping) -> np.nda
     return np.flatnonzero(union)
 
 
+def _forward(op, w):
+    """``op.forward(w)`` in float64, on the operator's device (the compiled backends return float32)."""
+    d = op.forward(w)
+    return array_module(d).asarray(d, dtype=np.float64)
+
+
 def _to_host(a) -> np.ndarray:
     return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
 
@@ -204,7 +210,7 @@ def optimise(op, objectives: Sequence[Objective], structures: Mapping, voxels: n
     if not np.all(np.isfinite(w0)) or np.any(w0 < 0) or not np.any(w0 > 0):
         raise PlanError("the starting plan has no positive weight (or a negative or non-finite one); start from a "
                         "plan that delivers dose, e.g. the conformal fields")
-    d0 = op.forward(w0)
+    d0 = _forward(op, w0)
     xp = array_module(d0)
     positions = [[xp.asarray(p) for p in pos] for pos in positions]
     if not float(xp.max(d0)) > 0:
@@ -236,7 +242,7 @@ def optimise(op, objectives: Sequence[Objective], structures: Mapping, voxels: n
     def fun(w):
         nonlocal evaluations
         evaluations += 1
-        d = op.forward(w)
+        d = _forward(op, w)
         terms, gd = value_terms(d)
         f = float(sum(terms))
         if not math.isfinite(f):
@@ -257,7 +263,7 @@ def optimise(op, objectives: Sequence[Objective], structures: Mapping, voxels: n
                             options={"maxiter": int(max_iterations), "maxfun": 4 * int(max_iterations) + 20,
                                      "ftol": tolerance, "gtol": 1e-10, "maxcor": 20})
     w = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
-    d = op.forward(w)
+    d = _forward(op, w)
     if not float(xp.max(d)) > 1e-6 * float(xp.max(d0)):  # a plan a million times weaker than the start is no plan
         raise PlanError("the optimisation ended with every weight zero (or nearly): the goals pull all dose away; "
                         "give the targets goals that need dose (min_dose, dvh_min) or raise their weights")

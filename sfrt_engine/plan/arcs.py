@@ -257,7 +257,7 @@ def _meterset(weights, n: int, total_mu) -> np.ndarray:
     return total * w / w.sum()
 
 
-def conformal_arc(patient: Patient, structure: str, machine: PhotonMachine, start_deg: float = 181.0,
+def conformal_arc(patient: Patient, structure, machine: PhotonMachine, start_deg: float = 181.0,
                   stop_deg: float = 179.0, direction: str = "cw", spacing_deg: float = 4.0, couch_deg: float = 0.0,
                   collimator_deg: float = 0.0, leaf_width_mm: float = 5.0, margin_mm: float = 5.0,
                   isocenter_xyz_mm=None, meterset_weights=None, beamlet_mm=None, total_mu: float | None = None,
@@ -269,8 +269,8 @@ def conformal_arc(patient: Patient, structure: str, machine: PhotonMachine, star
     Parameters
     ----------
     patient : Patient
-    structure : str
-        Name of the target structure.
+    structure : str or bool ndarray [z, y, x]
+        Name of the target structure, or its mask.
     machine : PhotonMachine
     start_deg, stop_deg : float
         Gantry angles [deg] in [0, 360]; equal angles give a full 360-degree arc.
@@ -302,7 +302,9 @@ def conformal_arc(patient: Patient, structure: str, machine: PhotonMachine, star
     """
     if not isinstance(machine, PhotonMachine):
         raise TypeError(f"machine must be a PhotonMachine, got {type(machine).__name__}")
-    mask = patient.structures[structure]
+    from .builders import structure_mask
+
+    mask, structure = structure_mask(patient, structure, name)
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty; a conformal arc needs at least one voxel")
     angles = arc_gantry_angles(start_deg, stop_deg, direction, spacing_deg)
@@ -347,7 +349,7 @@ def conformal_arc(patient: Patient, structure: str, machine: PhotonMachine, star
     return Arc(control_points, name, direction.lower(), leaf_width_mm)
 
 
-def refine_leaf_pair_fluence(arc: Arc, patient: Patient, structure: str = "PTV", iterations: int = 3,
+def refine_leaf_pair_fluence(arc: Arc, patient: Patient, structure="PTV", iterations: int = 3,
                              backend: str = "auto", max_step: float = 2.0) -> Arc:
     """Flatten the dose of an arc over a structure by scaling the fluence under each leaf pair.
 
@@ -396,7 +398,9 @@ def refine_leaf_pair_fluence(arc: Arc, patient: Patient, structure: str = "PTV",
         raise PlanError(f"iterations={iterations!r}: expected a whole number >= 1")
     if not (np.isfinite(max_step) and max_step > 1):
         raise PlanError(f"max_step={max_step!r}: expected a factor > 1")
-    mask = patient.structures[structure]
+    from .builders import structure_mask
+
+    mask, structure = structure_mask(patient, structure)
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty; nothing to flatten the dose over")
     grid = patient.grid

@@ -13,7 +13,22 @@ from ..patient import Patient
 from .beam import Beam
 from .geometry import beam_frame
 
-__all__ = ["open_field", "conformal_beams", "body_entry_point"]
+__all__ = ["open_field", "conformal_beams", "body_entry_point", "structure_mask"]
+
+
+def structure_mask(patient: Patient, structure, label: str = "target") -> tuple[np.ndarray, str]:
+    """A target given by name (a structure of ``patient``) or as a bool mask [z, y, x]: ``(mask, name)``.
+
+    Builders take either, so a caller with a target that is no structure of the patient (the
+    vertex spheres of a lattice boost) passes its mask instead of adding a structure.
+    """
+    if isinstance(structure, str):
+        return patient.structures[structure], structure
+    mask = np.asarray(structure)
+    if mask.dtype != bool or mask.shape != tuple(patient.grid.shape_zyx):
+        raise PlanError(f"{label}: expected a structure name or a bool mask of the grid's shape "
+                        f"{tuple(patient.grid.shape_zyx)}, got {mask.dtype} {mask.shape}")
+    return mask, label
 
 
 def _body_mask(patient: Patient) -> np.ndarray:
@@ -161,11 +176,11 @@ def _as_angles(value, label: str) -> list[float]:
     return [float(a) for a in arr]
 
 
-def conformal_beams(patient: Patient, structure: str, machine: PhotonMachine,
+def conformal_beams(patient: Patient, structure, machine: PhotonMachine,
                     gantry_deg: Sequence[float] | float = (0.0, 72.0, 144.0, 216.0, 288.0),
                     couch_deg: Sequence[float] | float = 0.0, collimator_deg: float = 0.0,
                     beamlet_mm: float = 5.0, margin_mm: float = 5.0, isocenter_xyz_mm=None,
-                    weight_mu: float = 1.0) -> list[Beam]:
+                    weight_mu: float = 1.0, name: str | None = None) -> list[Beam]:
     """Beams whose open beamlets cover the BEV projection of a structure plus a margin.
 
     A beamlet opens when its centre lies within ``margin_mm`` (plus half a
@@ -176,8 +191,8 @@ def conformal_beams(patient: Patient, structure: str, machine: PhotonMachine,
     Parameters
     ----------
     patient : Patient
-    structure : str
-        Name of the target structure.
+    structure : str or bool ndarray [z, y, x]
+        Name of the target structure, or its mask.
     machine : PhotonMachine
     gantry_deg : float or sequence of float
         One beam per angle [deg].
@@ -190,12 +205,14 @@ def conformal_beams(patient: Patient, structure: str, machine: PhotonMachine,
         Margin around the projection [mm], at the isocentre plane.
     isocenter_xyz_mm : tuple of float, optional
         Defaults to the structure's centroid.
+    name : str, optional
+        Prefix of the beam names (default: the structure's name, or "target" for a mask).
 
     Returns
     -------
     list of Beam
     """
-    mask = patient.structures[structure]
+    mask, structure = structure_mask(patient, structure, name or "target")
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty; a conformal beam needs at least one voxel")
     gantries = _as_angles(gantry_deg, "gantry_deg")

@@ -103,18 +103,18 @@ def _field_geometry(patient: Patient, mask: np.ndarray, machine: ProtonMachine, 
         d_max.reshape(cv.size, cu.size) + margin_mm, (u, v, wet)
 
 
-def impt_beams(patient: Patient, structure: str, machine: ProtonMachine,
+def impt_beams(patient: Patient, structure, machine: ProtonMachine,
                gantry_deg: Sequence[float] | float = (90.0,), couch_deg: Sequence[float] | float = 0.0,
                spot_spacing_mm: float = 5.0, layer_spacing_mm: float | None = None, margin_mm: float = 5.0,
                prescription_gy: float = 1.0, iterations: int = 200, isocenter_xyz_mm=None,
-               backend: str = "auto") -> list[ProtonBeam]:
+               backend: str = "auto", weights: str = "sfud", name: str | None = None) -> list[ProtonBeam]:
     """IMPT fields whose Bragg peaks cover ``structure`` plus a margin (see the module docstring).
 
     Parameters
     ----------
     patient : Patient
-    structure : str
-        Target (normally the PTV).
+    structure : str or bool ndarray [z, y, x]
+        Target (normally the PTV), by name or as a mask.
     machine : ProtonMachine
     gantry_deg, couch_deg : float or sequence of float
         One field per gantry angle; one couch angle for all or one per field [deg].
@@ -130,7 +130,16 @@ def impt_beams(patient: Patient, structure: str, machine: ProtonMachine,
         Iterations of the non-negative least-squares solver (FISTA).
     backend : str
         Backend of the radiological-depth tables and the final normalisation.
+    weights : {"sfud", "start"}
+        ``"sfud"``: single-field uniform dose weights (module docstring); ``"start"``: the spot grid with its
+        starting weights (deeper layers heavier), for a multi-field optimiser to take from there.
+    name : str, optional
+        Prefix of the field names (default: the structure's name, or "target" for a mask).
     """
+    from .builders import structure_mask
+
+    if weights not in ("sfud", "start"):
+        raise PlanError(f"weights={weights!r}: expected 'sfud' or 'start'")
     if not isinstance(machine, ProtonMachine):
         raise PlanError(f"impt_beams needs a proton machine, got {type(machine).__name__}")
     from .builders import _as_angles
@@ -145,7 +154,7 @@ def impt_beams(patient: Patient, structure: str, machine: ProtonMachine,
             raise PlanError(f"{label}={value!r}: expected a positive number")
     if not (np.isfinite(margin_mm) and margin_mm >= 0):
         raise PlanError(f"margin_mm={margin_mm!r}: expected >= 0 mm")
-    mask = patient.structures[structure]
+    mask, structure = structure_mask(patient, structure, name or "target")
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty")
     g = patient.grid
@@ -192,7 +201,9 @@ def impt_beams(patient: Patient, structure: str, machine: ProtonMachine,
             raise PlanError(f"field at gantry {gantry:g} deg: no energy layer covers {structure!r}")
         beams.append(ProtonBeam(machine, tuple(iso), gantry, tuple(layers), couch_deg=couch,
                                 name=f"{structure}_p{gantry:g}" + (f"_c{couch:g}" if couch else "")))
-    return _optimise(patient, structure, beams, prescription_gy, iterations, backend)
+    if weights == "start":
+        return beams
+    return _optimise(patient, mask, beams, prescription_gy, iterations, backend)
 
 
 def _influence(beam: ProtonBeam, samples: np.ndarray, u, v, z, wet) -> tuple[sparse.csr_matrix, list]:
@@ -243,13 +254,12 @@ def _nonnegative_least_squares(a: np.ndarray, b: np.ndarray, w0: np.ndarray, ite
     return w
 
 
-def _optimise(patient: Patient, structure: str, beams: list[ProtonBeam], prescription_gy: float, iterations: int,
+def _optimise(patient: Patient, mask: np.ndarray, beams: list[ProtonBeam], prescription_gy: float, iterations: int,
               backend: str) -> list[ProtonBeam]:
     """Single-field uniform dose: each field's weights by non-negative least squares to prescription / n_fields."""
     from ..dose import compute_dose
 
     g = patient.grid
-    mask = patient.structures[structure]
     pts = g.voxel_centres_mm(mask)
     stride = max(1, int(np.ceil(len(pts) / _MAX_SAMPLES)))
     pts = pts[::stride]

@@ -1,0 +1,143 @@
+"""Plan components: the CRT and vertex-boost field sets, each optimised and computed once as a unit dose.
+
+Dose is linear in the beamlet weights, so a component's dose is computed once and
+every schedule is a weighted sum of unit doses (DESIGN 4):
+
+- CRT: scaled so that the PTV D95 of one fraction is ``crt_dose_per_fraction_gy``;
+- BOOST: scaled so that the mean dose over the vertices is 1 Gy.
+
+A technique builds the fields (geometry only, :mod:`sfrt_engine.plan.techniques`); when
+its ``optimisation`` is ``"fluence"`` their free weights (photon beamlets inside the
+conformal apertures, proton spots) are optimised here against the component's goals
+(:mod:`sfrt_engine.optimise`) before the unit dose is computed. This module sits above
+:func:`sfrt_engine.compute_dose` (DESIGN 10): :mod:`sfrt_engine.plan` builds geometry only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dose import compute_dose
+from .errors import PlanError
+from .evaluation import dose_statistics
+from .patient import Patient
+from .plan.schedule import CRT_DOSE_PER_FRACTION_GY
+from .plan.vertices import VertexLattice
+
+__all__ = ["Component", "boost_component", "crt_component", "optimise_beams"]
+
+
+@dataclass(frozen=True, eq=False)
+class Component:
+    """A field set and its dose for one unit of the component.
+
+    Attributes
+    ----------
+    name : str
+        "CRT" or "BOOST".
+    beams : list
+        Beams with weights already scaled to one unit [MU or Gp].
+    dose_gy : ndarray [z, y, x]
+        Dose of one unit [Gy].
+    unit : str
+        What one unit is.
+    backend : str
+    seconds : float
+        Dose computation time [s] (the final dose; the optimisation's time is in ``optimisation``).
+    optimisation : dict or None
+        The optimisation record (:meth:`OptimisationResult.to_dict` plus the operator's description), or None
+        for a technique that does not optimise.
+    """
+
+    name: str
+    beams: list
+    dose_gy: np.ndarray
+    unit: str
+    backend: str
+    seconds: float
+    optimisation: dict | None = None
+
+    @property
+    def n_beamlets(self) -> int:
+        """Weighted photon beamlets plus proton spots of the component."""
+        return sum(b.n_spots if hasattr(b, "n_spots") else b.n_beamlets for b in self.beams)
+
+
+def _scaled(beams, factor: float) -> list:
+    """Beams with every weight (photon MU or proton Gp) multiplied by ``factor``."""
+    return [b.scaled(factor) for b in beams]
+
+
+def optimise_beams(beams, patient: Patient, objectives, structures=None, *, backend: str = "auto",
+                   max_iterations: int = 60, mode: str = "auto"):
+    """Optimise the free weights of ``beams`` against ``objectives``; returns ``(beams, record)``.
+
+    The dose operator is built on the voxels the objectives look at; ``structures`` (name -> mask)
+    defaults to the patient's. ``record`` is the optimisation result's report entry plus ``operator``
+    (the operator's description) and ``setup_seconds``.
+    """
+    from .optimise import dose_operator, optimise, voxel_subset
+
+    structures = patient.structures if structures is None else structures
+    start = time.perf_counter()
+    voxels = voxel_subset(objectives, structures)  # missing/empty structures fail here, before any dose
+    op = dose_operator(beams, patient, voxels=voxels, backend=backend, mode=mode)
+    setup = time.perf_counter() - start
+    result = optimise(op, objectives, structures, voxels, max_iterations=max_iterations, warn=False)
+    record = result.to_dict()
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    record["setup_seconds"] = round(setup, 3)
+    record["operator"] = {k: v for k, v in op.describe().items() if isinstance(v, (int, float, str))}
+    return op.beams_with(result.weights), record
+
+
+def _optimised(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
+    if getattr(technique, "optimisation", None) != "fluence":
+        return beams, None
+    if goals is None:
+        from .optimise import default_goals
+
+        goals = default_goals()
+    objectives = goals.objectives(component, prescription_gy)
+    return optimise_beams(beams, patient, objectives, backend=backend,
+                          max_iterations=goals.max_iterations.get(component, 60))
+
+
+def crt_component(patient: Patient, technique, target: str = "PTV",
+                  dose_per_fraction_gy: float = CRT_DOSE_PER_FRACTION_GY, backend: str = "auto",
+                  goals=None) -> Component:
+    """CRT field set (optimised when the technique optimises) normalised to the target's D95 per fraction.
+
+    ``goals``: a :class:`sfrt_engine.optimise.GoalSet` (default: the sarcoma goals), its ``crt`` table.
+    """
+    mask = patient.structures[target]
+    beams = technique.crt_beams(patient, mask, name=target)
+    beams, record = _optimised(beams, patient, technique, goals, "crt", dose_per_fraction_gy, backend)
+    dose = compute_dose(beams, patient, backend=backend)
+    d95 = dose_statistics(dose.gy, mask, target)["d95_gy"]
+    if not d95 > 0:
+        raise PlanError(f"CRT plan gives no dose to {target!r} (D95 = {d95}); check the beams")
+    factor = dose_per_fraction_gy / d95
+    return Component("CRT", _scaled(beams, factor), dose.gy * factor,
+                     f"one fraction, {target} D95 = {dose_per_fraction_gy:g} Gy", dose.backend, dose.seconds, record)
+
+
+def boost_component(patient: Patient, technique, vertices: VertexLattice, backend: str = "auto", goals=None,
+                    vertex_dose_gy: float = 12.0) -> Component:
+    """Vertex-boost field set (optimised when the technique optimises) normalised to a vertex mean of 1 Gy.
+
+    The goals' ``boost`` table is read with the prescription ``vertex_dose_gy`` (one session); the
+    structures it names (VERTICES, VALLEY, ...) must be on the patient.
+    """
+    beams = technique.boost_beams(patient, vertices.mask, isocenter_xyz_mm=tuple(vertices.centers_xyz_mm.mean(axis=0)))
+    beams, record = _optimised(beams, patient, technique, goals, "boost", vertex_dose_gy, backend)
+    dose = compute_dose(beams, patient, backend=backend)
+    mean = float(dose.gy[vertices.mask].mean())
+    if not mean > 0:
+        raise PlanError("vertex-boost plan gives no dose to the vertices; check the beams")
+    factor = 1.0 / mean
+    return Component("BOOST", _scaled(beams, factor), dose.gy * factor, "vertex mean dose 1 Gy", dose.backend,
+                     dose.seconds, record)
