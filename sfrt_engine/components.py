@@ -9,7 +9,9 @@ every schedule is a weighted sum of unit doses (DESIGN 4):
 A technique builds the fields (geometry only, :mod:`sfrt_engine.plan.techniques`); when
 its ``optimisation`` is ``"fluence"`` their free weights (photon beamlets inside the
 conformal apertures, proton spots) are optimised here against the component's goals
-(:mod:`sfrt_engine.optimise`) before the unit dose is computed. This module sits above
+(:mod:`sfrt_engine.optimise`) before the unit dose is computed; ``"vmat"`` optimises an
+arc's fluence, sequences it into deliverable apertures and re-optimises the control
+points' meterset weights (:mod:`sfrt_engine.optimise.vmat`). This module sits above
 :func:`sfrt_engine.compute_dose` (DESIGN 10): :mod:`sfrt_engine.plan` builds geometry only.
 """
 
@@ -94,16 +96,43 @@ def optimise_beams(beams, patient: Patient, objectives, structures=None, *, back
     return op.beams_with(result.weights), record
 
 
+def _sequenced_arc(arc, patient: Patient, objectives, technique, backend: str, max_iterations: int):
+    """Deliverable VMAT (:mod:`sfrt_engine.optimise.vmat`): fluence, sequencing, meterset weights."""
+    from .optimise import dose_operator, optimise, voxel_subset
+    from .optimise.vmat import MetersetOperator, max_leaf_travel_mm_per_deg, sequence_arc
+
+    start = time.perf_counter()
+    fluence, record_fluence = optimise_beams(list(arc), patient, objectives, backend=backend,
+                                             max_iterations=max_iterations)
+    sequenced = sequence_arc(arc, fluence, technique.leaf_travel_mm_per_deg)
+    voxels = voxel_subset(objectives, patient.structures)
+    beams = list(sequenced)
+    op = MetersetOperator(dose_operator(beams, patient, voxels=voxels, backend=backend), beams)
+    result = optimise(op, objectives, patient.structures, voxels, max_iterations=max_iterations, warn=False)
+    record = result.to_dict()
+    record.update(seconds=round(time.perf_counter() - start, 3), method="fluence optimisation, sequencing into one "
+                  "opening per leaf pair per control point, meterset-weight re-optimisation",
+                  fluence_stage=record_fluence, control_points=len(sequenced.control_points),
+                  max_leaf_travel_mm_per_deg=round(max_leaf_travel_mm_per_deg(sequenced), 4),
+                  leaf_travel_limit_mm_per_deg=technique.leaf_travel_mm_per_deg)
+    return op.beams_with(result.weights), record
+
+
 def _optimised(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
-    if getattr(technique, "optimisation", None) != "fluence":
+    kind = getattr(technique, "optimisation", None)
+    if kind is None:
         return beams, None
     if goals is None:
         from .optimise import default_goals
 
         goals = default_goals()
     objectives = goals.objectives(component, prescription_gy)
-    return optimise_beams(beams, patient, objectives, backend=backend,
-                          max_iterations=goals.max_iterations.get(component, 60))
+    iterations = goals.max_iterations.get(component, 60)
+    if kind == "fluence":
+        return optimise_beams(beams, patient, objectives, backend=backend, max_iterations=iterations)
+    if kind == "vmat":
+        return _sequenced_arc(beams, patient, objectives, technique, backend, iterations)
+    raise PlanError(f"technique {technique.name!r}: optimisation={kind!r}; expected None, 'fluence' or 'vmat'")
 
 
 def crt_component(patient: Patient, technique, target: str = "PTV",

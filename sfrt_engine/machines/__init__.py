@@ -91,7 +91,8 @@ def _build(data: dict, digest: str, where: str):
                 step_mm=float(table.get("step_mm", 1.0)),
                 max_depth_mm=float(table.get("max_depth_mm", 500.0)),
                 source_sha256=digest,
-                metadata={k: data[k] for k in ("description", "calibration", "reference_pdd", "lateral") if k in data},
+                metadata={k: data[k] for k in ("description", "calibration", "reference_pdd", "lateral", "mlc")
+                          if k in data},
             )
     except KeyError as exc:
         raise MachineDataError(f"{where}: missing key {exc}") from None

@@ -108,13 +108,21 @@ class ImrtTechnique(ConformalTechnique):
     optimisation: str | None = field(default="fluence", init=False)
 
 
+#: Leaf travel limit when the machine file gives none [mm per degree of gantry rotation].
+DEFAULT_LEAF_TRAVEL_MM_PER_DEG = 5.0
+
+
 @dataclass
 class VmatTechnique:
-    """Photon arcs: one conformal arc on the target (CRT) and one on the vertex spheres (boost).
+    """Photon arcs: one arc on the target (CRT) and one on the vertex spheres (boost).
 
-    Apertures are MLC leaf pairs fitted to the BEV projection (:func:`conformal_arc`); the
-    CRT arc's leaf-pair fluence is refined for target homogeneity
-    (:func:`refine_leaf_pair_fluence`); the boost arc uses narrower leaves and no margin.
+    Both start as conformal arcs (MLC leaf pairs fitted to the BEV projection,
+    :func:`conformal_arc`). With ``optimise=True`` (default) the comparison optimises each arc's
+    fluence, sequences it into one opening per leaf pair per control point with leaf travel
+    within the machine's limit (``mlc.max_leaf_travel_mm_per_deg`` in the machine file) and
+    re-optimises the control points' meterset weights (:mod:`sfrt_engine.optimise.vmat`).
+    With ``optimise=False`` the CRT arc's leaf-pair fluence is refined for target homogeneity
+    (:func:`refine_leaf_pair_fluence`, ``refine_iterations``) and the boost arc stays conformal.
     """
 
     machine_name: str = "photon_6mv"
@@ -124,11 +132,20 @@ class VmatTechnique:
     boost_leaf_width_mm: float = 2.5
     boost_margin_mm: float = 0.0
     refine_iterations: int = 3
+    optimise: bool = True
     name: str = field(default="vmat", init=False)
-    optimisation: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._machine = load_machine(self.machine_name)
+        mlc = self._machine.metadata.get("mlc", {}) if hasattr(self._machine, "metadata") else {}
+        self.leaf_travel_mm_per_deg = float(mlc.get("max_leaf_travel_mm_per_deg", DEFAULT_LEAF_TRAVEL_MM_PER_DEG))
+        if not (self.leaf_travel_mm_per_deg > 0):
+            raise PlanError(f"machine {self.machine_name!r}: mlc.max_leaf_travel_mm_per_deg="
+                            f"{self.leaf_travel_mm_per_deg!r}; expected a positive limit in mm/deg")
+
+    @property
+    def optimisation(self) -> str | None:
+        return "vmat" if self.optimise else None
 
     def crt_beams(self, patient: Patient, target_mask, name: str = "PTV") -> list:
         from .arcs import conformal_arc, refine_leaf_pair_fluence
@@ -136,23 +153,23 @@ class VmatTechnique:
         arc = conformal_arc(patient, target_mask, self._machine, start_deg=181.0, stop_deg=179.0, direction="cw",
                             spacing_deg=self.spacing_deg, leaf_width_mm=self.crt_leaf_width_mm,
                             margin_mm=self.crt_margin_mm, name=name)
-        if self.refine_iterations > 0:
+        if self.refine_iterations > 0 and not self.optimise:
             arc = refine_leaf_pair_fluence(arc, patient, target_mask, iterations=self.refine_iterations)
-        return list(arc)
+        return arc
 
     def boost_beams(self, patient: Patient, target_mask, isocenter_xyz_mm=None, name: str = "VERTICES") -> list:
         from .arcs import conformal_arc
 
-        return list(conformal_arc(patient, target_mask, self._machine, start_deg=181.0, stop_deg=179.0,
-                                  direction="cw", spacing_deg=self.spacing_deg,
-                                  leaf_width_mm=self.boost_leaf_width_mm, margin_mm=self.boost_margin_mm,
-                                  isocenter_xyz_mm=isocenter_xyz_mm, name=name))
+        return conformal_arc(patient, target_mask, self._machine, start_deg=181.0, stop_deg=179.0, direction="cw",
+                             spacing_deg=self.spacing_deg, leaf_width_mm=self.boost_leaf_width_mm,
+                             margin_mm=self.boost_margin_mm, isocenter_xyz_mm=isocenter_xyz_mm, name=name)
 
     def describe(self) -> dict:
         return {"technique": self.name, "machine": self.machine_name, "optimisation": self.optimisation,
                 "spacing_deg": self.spacing_deg, "crt_leaf_width_mm": self.crt_leaf_width_mm,
                 "crt_margin_mm": self.crt_margin_mm, "boost_leaf_width_mm": self.boost_leaf_width_mm,
-                "boost_margin_mm": self.boost_margin_mm, "refine_iterations": self.refine_iterations}
+                "boost_margin_mm": self.boost_margin_mm, "leaf_travel_mm_per_deg": self.leaf_travel_mm_per_deg,
+                "refine_iterations": 0 if self.optimise else self.refine_iterations}
 
 
 @dataclass
