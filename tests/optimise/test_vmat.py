@@ -65,7 +65,7 @@ def test_sequenced_arc_is_deliverable(arc_case, limit):
         assert np.all(cp.leaf_positions_mm[:, 0] <= cp.leaf_positions_mm[:, 1])
         if cp.beam is not None:
             assert cp.mu > 0
-            _openings(cp.beam, rows=int(round(seq.leaf_width_mm / cp.beam.beamlet_mm[1])))
+            _openings(cp.beam, rows=round(seq.leaf_width_mm / cp.beam.beamlet_mm[1]))
 
 
 def test_without_a_travel_limit_each_opening_is_the_best_run(arc_case):
@@ -73,11 +73,11 @@ def test_without_a_travel_limit_each_opening_is_the_best_run(arc_case):
     seq = sequence_arc(arc, fluence, leaf_travel_mm_per_deg=1e9)
     cp = seq.control_points[3]
     beam = fluence[3]
-    rows = int(round(arc.leaf_width_mm / beam.beamlet_mm[1]))
+    rows = round(arc.leaf_width_mm / beam.beamlet_mm[1])
     prof = beam.weights_mu.reshape(-1, rows, beam.weights_mu.shape[1]).mean(axis=1)
     ue, ve = beam.beamlet_edges_mm()
-    j0 = int(round(ve[0] / arc.leaf_width_mm))
-    jc = int(round(cp.leaf_edges_v_mm[0] / arc.leaf_width_mm))
+    j0 = round(ve[0] / arc.leaf_width_mm)
+    jc = round(cp.leaf_edges_v_mm[0] / arc.leaf_width_mm)
     top = prof.max()
     for r, p in enumerate(prof):
         run = _brute_run(p, max(0.5 * p.max(), 0.1 * top)) if p.max() > 0 else None
