@@ -73,19 +73,27 @@ def _scaled(beams, factor: float) -> list:
     return [b.scaled(factor) for b in beams]
 
 
+#: Largest number of voxels per structure the optimiser looks at (larger ones are sampled by a regular
+#: stride, :func:`sfrt_engine.optimise.sampled_structures`); the final plan is evaluated on every voxel.
+MAX_VOXELS_PER_STRUCTURE = 12000
+
+
 def optimise_beams(beams, patient: Patient, objectives, structures=None, *, backend: str = "auto",
-                   max_iterations: int = 60, mode: str = "auto"):
+                   max_iterations: int = 60, mode: str = "auto",
+                   max_voxels_per_structure: int | None = MAX_VOXELS_PER_STRUCTURE):
     """Optimise the free weights of ``beams`` against ``objectives``; returns ``(beams, record)``.
 
-    The dose operator is built on the voxels the objectives look at; ``structures`` (name -> mask)
-    defaults to the patient's. ``record`` is the optimisation result's report entry plus ``operator``
-    (the operator's description) and ``setup_seconds``.
+    The dose operator is built on the voxels the objectives look at (each structure sampled down to
+    ``max_voxels_per_structure``); ``structures`` (name -> mask) defaults to the patient's. ``record`` is
+    the optimisation result's report entry plus ``operator`` (the operator's description) and
+    ``setup_seconds``.
     """
-    from .optimise import dose_operator, optimise, voxel_subset
+    from .optimise import dose_operator, optimise, sampled_structures, voxel_subset
 
-    structures = patient.structures if structures is None else structures
     start = time.perf_counter()
-    voxels = voxel_subset(objectives, structures)  # missing/empty structures fail here, before any dose
+    structures = sampled_structures(objectives, patient.structures if structures is None else structures,
+                                    max_voxels_per_structure)  # missing/empty structures fail here, before any dose
+    voxels = voxel_subset(objectives, structures)
     op = dose_operator(beams, patient, voxels=voxels, backend=backend, mode=mode)
     setup = time.perf_counter() - start
     result = optimise(op, objectives, structures, voxels, max_iterations=max_iterations, warn=False)
@@ -98,17 +106,18 @@ def optimise_beams(beams, patient: Patient, objectives, structures=None, *, back
 
 def _sequenced_arc(arc, patient: Patient, objectives, technique, backend: str, max_iterations: int):
     """Deliverable VMAT (:mod:`sfrt_engine.optimise.vmat`): fluence, sequencing, meterset weights."""
-    from .optimise import dose_operator, optimise, voxel_subset
+    from .optimise import dose_operator, optimise, sampled_structures, voxel_subset
     from .optimise.vmat import MetersetOperator, max_leaf_travel_mm_per_deg, sequence_arc
 
     start = time.perf_counter()
     fluence, record_fluence = optimise_beams(list(arc), patient, objectives, backend=backend,
                                              max_iterations=max_iterations)
     sequenced = sequence_arc(arc, fluence, technique.leaf_travel_mm_per_deg)
-    voxels = voxel_subset(objectives, patient.structures)
+    structures = sampled_structures(objectives, patient.structures, MAX_VOXELS_PER_STRUCTURE)
+    voxels = voxel_subset(objectives, structures)
     beams = list(sequenced)
     op = MetersetOperator(dose_operator(beams, patient, voxels=voxels, backend=backend), beams)
-    result = optimise(op, objectives, patient.structures, voxels, max_iterations=max_iterations, warn=False)
+    result = optimise(op, objectives, structures, voxels, max_iterations=max_iterations, warn=False)
     record = result.to_dict()
     record.update(seconds=round(time.perf_counter() - start, 3), method="fluence optimisation, sequencing into one "
                   "opening per leaf pair per control point, meterset-weight re-optimisation",

@@ -26,9 +26,9 @@ from .objectives import (
     SquaredUnderdose,
     Valley,
 )
-from .optimiser import OptimisationResult, OptimisationWarning, optimise, voxel_subset
+from .optimiser import OptimisationResult, OptimisationWarning, optimise, sampled_structures, voxel_subset
 
 __all__ += ["DEFAULT_GOALS_FILE", "GOAL_TYPES", "DvhMax", "DvhMin", "Geud", "Goal", "GoalSet", "MaxDose", "MeanDose",
             "MinDose", "Objective", "OptimisationResult", "OptimisationWarning", "SquaredDeviation", "SquaredOverdose",
             "SquaredUnderdose", "Valley", "default_goals", "goals_from_dict", "load_goals", "objectives", "optimise",
-            "voxel_subset"]
+            "sampled_structures", "voxel_subset"]

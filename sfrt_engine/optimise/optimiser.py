@@ -28,7 +28,7 @@ from scipy import optimize
 from ..errors import PlanError, StructureError
 from .objectives import Objective, array_module
 
-__all__ = ["OptimisationResult", "OptimisationWarning", "optimise", "voxel_subset"]
+__all__ = ["OptimisationResult", "OptimisationWarning", "optimise", "sampled_structures", "voxel_subset"]
 
 
 class OptimisationWarning(UserWarning):
@@ -112,6 +112,29 @@ def _forward(op, w):
     """``op.forward(w)`` in float64, on the operator's device (the compiled backends return float32)."""
     d = op.forward(w)
     return array_module(d).asarray(d, dtype=np.float64)
+
+
+def sampled_structures(objectives: Sequence[Objective], structures: Mapping, max_voxels: int | None) -> dict:
+    """The masks the objectives name, each thinned to at most ``max_voxels`` voxels by a regular stride.
+
+    A structure of ``n > max_voxels`` voxels keeps every ``k``-th voxel in C order (``k = ceil(n / max_voxels)``):
+    an unbiased, deterministic sample for mean and DVH objectives, and fewer voxels for the dose operator.
+    The plan is still evaluated on every voxel afterwards. ``None`` keeps every voxel.
+    """
+    out = {}
+    for o in objectives:
+        for name in o.structures:
+            if name in out:
+                continue
+            mask = _mask(structures, name)
+            if max_voxels is not None:
+                flat = np.flatnonzero(mask)
+                k = -(-flat.size // int(max_voxels))
+                if k > 1:
+                    mask = np.zeros(mask.shape, dtype=bool)
+                    mask.flat[flat[::k]] = True
+            out[name] = mask
+    return out
 
 
 def _to_host(a) -> np.ndarray:
