@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_STRUCTURES", "print_arm_table", "register"]
+__all__ = ["TABLE_STRUCTURES", "print_arm_table", "print_optimisation", "register"]
 
 
 def _write_json(path: Path, data) -> None:
@@ -42,6 +42,29 @@ def print_arm_table(report: dict, out=None) -> None:
     for key, label in (("peak_gy", "peak [Gy]"), ("valley_gy", "valley [Gy]"), ("pvdr", "PVDR"),
                        ("d10_d90", "GTV D10/D90"), ("gtv_d50_gy", "GTV D50 [Gy]"), ("geud_gy", "gEUD EQD2")):
         print(f"{label:14s}" + "".join(f"{arm['sfrt_metrics'][key]:14.2f}" for arm in arms.values()), file=out)
+
+
+def print_optimisation(report: dict, out=None) -> None:
+    """One line per optimised component, the goals it did not meet, and the boost session's metrics."""
+    for name, comp in report["components"].items():
+        o = comp.get("optimisation")
+        if not o:
+            continue
+        print(f"{name} optimisation: {o['iterations']} iterations, {o['seconds']:.1f} s ({o['backend']}, "
+              f"{o['operator_mode']}), objective {o['initial_objective']:.4g} -> {o['final_objective']:.4g} "
+              f"({o['stop_reason'].lower()})", file=out)
+        unmet = [g for g in o["goals"] if g["met"] is False]
+        if unmet:
+            print("  goals not met: " + "; ".join(f"{g['goal']} (short by {g['shortfall']:.3g})" for g in unmet),
+                  file=out)
+    b = report["arms"].get("SFRT", {}).get("boost_session")
+    if b:
+        organs = ", ".join(f"{k[:-7]} max {v:.2f} Gy" for k, v in b["session"].items() if k.endswith("_max_gy"))
+        for key, label in (("session", "boost session"), ("boost_only", "boost fields alone")):
+            m = b[key]
+            print(f"{label}: peak {m['peak_gy']:.2f} Gy, valley {m['valley_gy']:.2f} Gy, PVDR {m['pvdr']:.2f}, "
+                  f"VERTICES D95 {m['vertices_d95_gy']:.2f} Gy"
+                  + (f", {organs}" if key == "session" and organs else ""), file=out)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -104,6 +127,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
           f"{sfrt['n_sessions']} sessions")
     print_arm_table(report)
+    print()
+    print_optimisation(report)
     print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
     if exported:
         files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]

@@ -155,3 +155,18 @@ def test_bad_input():
     # only 'as low as possible' goals: the best plan is no dose at all, which is not a plan
     with pytest.raises(PlanError, match="no objective asks for dose"):
         optimise(_operator(s), [MeanDose("OAR"), MeanDose("PTV")], s, max_iterations=50)
+
+
+def test_sampled_structures_keep_every_kth_voxel():
+    from sfrt_engine.optimise import sampled_structures
+
+    big = np.zeros((4, 5, 5), bool)
+    big[:, 1:, :] = True  # 80 voxels
+    small = np.zeros((4, 5, 5), bool)
+    small[0, 0, :3] = True
+    objs = [MeanDose("BIG"), DvhMin("SMALL", 1.0, 50.0)]
+    out = sampled_structures(objs, {"BIG": big, "SMALL": small, "OTHER": big}, max_voxels=30)
+    assert set(out) == {"BIG", "SMALL"}
+    assert np.array_equal(np.flatnonzero(out["BIG"]), np.flatnonzero(big)[::3])  # ceil(80 / 30) = 3
+    assert np.array_equal(out["SMALL"], small)
+    assert np.array_equal(sampled_structures(objs, {"BIG": big, "SMALL": small}, None)["BIG"], big)
