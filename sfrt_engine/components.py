@@ -79,7 +79,7 @@ MAX_VOXELS_PER_STRUCTURE = 12000
 
 
 def optimise_beams(beams, patient: Patient, objectives, structures=None, *, backend: str = "auto",
-                   max_iterations: int = 60, mode: str = "auto",
+                   max_iterations: int = 60, mode: str = "matrix-free",
                    max_voxels_per_structure: int | None = MAX_VOXELS_PER_STRUCTURE):
     """Optimise the free weights of ``beams`` against ``objectives``; returns ``(beams, record)``.
 
@@ -87,6 +87,10 @@ def optimise_beams(beams, patient: Patient, objectives, structures=None, *, back
     ``max_voxels_per_structure``); ``structures`` (name -> mask) defaults to the patient's. ``record`` is
     the optimisation result's report entry plus ``operator`` (the operator's description) and
     ``setup_seconds``.
+
+    ``mode`` goes to :func:`sfrt_engine.optimise.dose_operator`. The default is matrix-free: on the
+    2.5 mm sarcoma CRT (40,000 voxels, 2,390 beamlets, cpp) building the influence matrix took longer
+    than the 60 matrix-free iterations it would save, and 15 times the memory (1.9 GiB against 128 MiB).
     """
     from .optimise import dose_operator, optimise, sampled_structures, voxel_subset
 

@@ -27,11 +27,21 @@ def _cpp():
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
+def fast_goals(tmp_path_factory):
+    """The default goal file with few optimiser iterations (same goals, same path through --goals)."""
+    from sfrt_engine.optimise import DEFAULT_GOALS_FILE
+
+    path = tmp_path_factory.mktemp("goals") / "fast.toml"
+    path.write_text(re.sub(r"(?m)^max_iterations = \d+", "max_iterations = 6", DEFAULT_GOALS_FILE.read_text()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, fast_goals):
     out = tmp_path_factory.mktemp("compare")
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["compare", "--out", str(out), *FAST, "-q"])
+        code = main(["compare", "--out", str(out), *FAST, "-q", "--goals", str(fast_goals)])
     return code, out, stdout.getvalue(), stderr.getvalue()
 
 
@@ -47,6 +57,9 @@ def test_compare_writes_report_and_plots(default_run):
     assert report["settings"]["boost_mode"] == "integrated"
     assert report["settings"]["backend_used"] == "cpp"
     assert report["arms"]["CRT"]["structures"]["PTV"]["physical"]["d95_gy"] == pytest.approx(60.0, rel=1e-9)
+    assert report["settings"]["technique"] == "imrt" and report["settings"]["goals"].endswith("fast.toml")
+    for name in ("CRT", "BOOST"):
+        assert report["components"][name]["optimisation"]["iterations"] <= 6
     assert stderr == ""  # -q: no progress bar
 
 
@@ -64,10 +77,14 @@ def test_compare_prints_the_per_arm_table(default_run):
     assert line is not None
     for value, arm in zip(line.groups(), ("CRT", "SFRT")):
         assert float(value) == pytest.approx(report["arms"][arm]["sfrt_metrics"]["pvdr"], abs=0.005)
+    assert re.search(r"^CRT optimisation: \d+ iterations", stdout, re.MULTILINE)
+    b = report["arms"]["SFRT"]["boost_session"]["session"]
+    assert f"boost session: peak {b['peak_gy']:.2f} Gy, valley {b['valley_gy']:.2f} Gy" in stdout
 
 
 def test_compare_options_reach_the_report(tmp_path, capsys):
-    code = main(["compare", "--out", str(tmp_path), *FAST, "--boost-mode", "separate", "--lattice", "cubic",
+    code = main(["compare", "--out", str(tmp_path), *FAST, "--technique", "3dcrt", "--boost-mode", "separate",
+                 "--lattice", "cubic",
                  "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10", "--alpha-beta", "SKIN=2.5"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -81,6 +98,17 @@ def test_compare_options_reach_the_report(tmp_path, capsys):
     assert report["arms"]["SFRT"]["schedule"]["n_sessions"] == 16 + 3
     assert report["arms"]["CRT"]["schedule"]["n_sessions"] == 16
     assert "boost mode 'separate'" in captured.out
+    assert s["technique"] == "3dcrt" and report["components"]["CRT"]["optimisation"] is None
+
+
+def test_bad_goal_file_is_a_clear_error(tmp_path, capsys):
+    goals = tmp_path / "goals.toml"
+    goals.write_text('[crt]\n[[crt.goal]]\ntype = "dvh_min"\nstructure = "PTV"\ndose = 3\nvolume_pct = 95\n')
+    code = main(["compare", "--out", str(tmp_path / "out"), *FAST, "-q", "--goals", str(goals)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "'dose' has no unit" in err and "dose_gy or dose_pct" in err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("value", ["GTV=x", "GTV=-4", "GTV"])
@@ -106,6 +134,7 @@ def test_technique_choices_include_the_announced_ones():
     assert parser.parse_args(["compare", "--technique", "vmat"]).technique == "vmat"
     assert parser.parse_args(["compare", "--technique", "impt"]).technique == "impt"
     assert parser.parse_args(["compare"]).technique == "imrt"
+    assert parser.parse_args(["compare", "--technique", "3dcrt"]).technique == "3dcrt"
     with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(io.StringIO()):
         parser.parse_args(["compare", "--technique", "tomo"])
     assert info.value.code == 2

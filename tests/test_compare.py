@@ -1,12 +1,13 @@
 """SFRT versus CRT on the built-in sarcoma phantom (compare.py): report layout and arm physics.
 
-The comparison runs once per boost mode on the 5 mm phantom with the cpp backend (about 2 s
-each on 2 cores). Expected values come from the protocol and the schedule arithmetic:
+The comparison runs once per boost mode on the 5 mm phantom with the cpp backend and the
+default (optimised) technique, with few optimiser iterations. Expected values come from the protocol and the schedule arithmetic:
 CRT PTV D95 = 3.0 Gy per fraction, vertex mean of a boost session = the prescribed dose.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,11 @@ import pytest
 import sfrt_engine as se
 from sfrt_engine import PlanError, StructureError
 from sfrt_engine.compare import ComparisonSettings, run_comparison
+from sfrt_engine.optimise import default_goals
 from sfrt_engine.plan.techniques import available_techniques, get_technique
+
+#: The default goals with few iterations: the same optimisation path, fast enough for tests.
+FAST_GOALS = dataclasses.replace(default_goals(), max_iterations={"crt": 8, "boost": 8})
 
 # Unit doses are float64 and every arm quantity is a weighted sum of them with <= 24 terms,
 # or a percentile/mean of such a sum: round-off is ~1e-13 relative. 1e-9 is a wide margin
@@ -37,6 +42,7 @@ def _run(**overrides):
     _require_cpp()
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
     messages: list[str] = []
+    overrides.setdefault("goals", FAST_GOALS)
     result = run_comparison(patient, ComparisonSettings(backend="cpp", **overrides), progress=messages.append)
     return result, messages
 
@@ -161,3 +167,57 @@ def test_missing_structure_fails_before_any_dose():
     with pytest.raises(StructureError, match="FEMUR"):
         run_comparison(patient, ComparisonSettings(backend="cpp"))
     assert "VERTICES" not in patient.structures
+
+
+def test_optimisation_is_recorded_per_arm_and_component(integrated):
+    report = integrated[0].report
+    keys = {"initial_objective", "final_objective", "iterations", "stop_reason", "seconds", "backend",
+            "operator_mode"}
+    for arm, names in (("CRT", {"CRT"}), ("SFRT", {"CRT", "BOOST"})):
+        records = report["arms"][arm]["optimisation"]
+        assert set(records) == names
+        for rec in records.values():
+            assert keys <= set(rec)
+            assert rec["final_objective"] < rec["initial_objective"]
+            assert 1 <= rec["iterations"] <= 8 and rec["backend"] == "cpp"
+    assert report["components"]["BOOST"]["optimisation"] == report["arms"]["SFRT"]["optimisation"]["BOOST"]
+    assert report["settings"]["technique"] == "imrt"
+
+
+def test_boost_session_metrics(integrated, separate):
+    for result in (integrated[0], separate):
+        prepared = result.prepared
+        b = result.report["arms"]["SFRT"]["boost_session"]
+        s = prepared.patient.structures
+        session = sum(w * prepared.unit_doses[c] for c, w in b["weights"].items())
+        assert b["peak_gy"] == pytest.approx(12.0, rel=RTOL)  # the session reaches the vertex dose
+        assert b["valley_gy"] == pytest.approx(session[s["VALLEY"]].mean(), rel=RTOL)
+        assert b["pvdr"] == pytest.approx(b["peak_gy"] / b["valley_gy"], rel=RTOL)
+        assert b["vertices_d95_gy"] == pytest.approx(np.percentile(session[s["VERTICES"]], 5.0), rel=RTOL)
+        assert b["femur_max_gy"] == pytest.approx(session[s["FEMUR"]].max(), rel=RTOL)
+        assert b["skin_max_gy"] == pytest.approx(session[s["SKIN"]].max(), rel=RTOL)
+        alone = b["boost_only"]
+        assert alone["peak_gy"] == pytest.approx(b["weights"]["BOOST"], rel=RTOL)  # unit: vertex mean 1 Gy
+    assert separate.report["arms"]["SFRT"]["boost_session"]["boost_only"]["pvdr"] == pytest.approx(
+        separate.report["arms"]["SFRT"]["boost_session"]["pvdr"], rel=RTOL)  # a separate session is the boost alone
+
+
+def test_3dcrt_is_the_same_fields_unoptimised():
+    _require_cpp()
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
+    plain = run_comparison(patient, ComparisonSettings(backend="cpp", technique="3dcrt"))
+    assert plain.report["arms"]["CRT"]["optimisation"] == {"CRT": None}
+    beams = plain.prepared.components["CRT"].beams
+    assert all(np.unique(b.weights_mu[b.weights_mu > 0]).size == 1 for b in beams)  # uniform weights
+
+
+def test_goal_file_errors_come_before_any_dose(tmp_path):
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
+    bad = tmp_path / "goals.toml"
+    bad.write_text('[crt]\n[[crt.goal]]\ntype = "mean_dose"\nstructure = "LUNG"\n')
+    with pytest.raises(StructureError, match="'LUNG' does not exist"):
+        run_comparison(patient, ComparisonSettings(backend="cpp", goals=bad))
+    bad.write_text('[crt]\n[[crt.goal]]\ntype = "mean_dose"\nstructure = "FEMUR"\ndose_cgy = 100\n')
+    with pytest.raises(PlanError, match="dose_cgy"):
+        run_comparison(patient, ComparisonSettings(backend="cpp", goals=str(bad)))
+    assert "VERTICES" not in patient.structures  # stopped before the vertices were placed

@@ -37,7 +37,8 @@ def _settings(**overrides) -> ComparisonSettings:
     ok, reason = se.available_backends()["cpp"]
     if not ok:
         pytest.skip(f"cpp backend unavailable: {reason}")
-    return ComparisonSettings(backend="cpp", **overrides)
+    # the study re-weights unit doses; the unoptimised technique keeps the many fresh comparisons fast
+    return ComparisonSettings(backend="cpp", technique="3dcrt", **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import sfrt_engine as se
 from sfrt_engine.compare import ComparisonSettings, run_comparison
+from sfrt_engine.optimise import default_goals
 from sfrt_engine.plan.techniques import Technique, available_techniques, get_technique
 
 
 def test_every_technique_is_registered_and_satisfies_the_protocol():
-    assert {"imrt", "vmat", "impt"} <= set(available_techniques())
-    for name in ("imrt", "vmat", "impt"):
+    assert {"imrt", "3dcrt", "vmat", "impt"} <= set(available_techniques())
+    for name in ("imrt", "3dcrt", "vmat", "impt"):
         assert isinstance(get_technique(name), Technique)
 
 
@@ -25,7 +28,8 @@ def test_unknown_technique_lists_the_known_ones():
 def test_comparison_runs_with_technique(technique):
     # 5 mm keeps this to ~20 s per technique on 2 cores; the physics checks do not depend on resolution
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
-    result = run_comparison(patient, ComparisonSettings(technique=technique, backend="cpp"))
+    goals = dataclasses.replace(default_goals(), max_iterations={"crt": 5, "boost": 5})
+    result = run_comparison(patient, ComparisonSettings(technique=technique, backend="cpp", goals=goals))
     arms = result.report["arms"]
     assert result.report["settings"]["technique"] == technique
     # CRT normalisation: PTV D95 = 3 Gy per fraction, 20 fractions (percentile of the same voxels: exact)
