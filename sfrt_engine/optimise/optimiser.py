@@ -114,26 +114,35 @@ def _forward(op, w):
     return array_module(d).asarray(d, dtype=np.float64)
 
 
-def sampled_structures(objectives: Sequence[Objective], structures: Mapping, max_voxels: int | None) -> dict:
-    """The masks the objectives name, each thinned to at most ``max_voxels`` voxels by a regular stride.
+#: Objectives that are means over their voxels (of the dose, its square, a power): a regular sample of the voxels
+#: estimates them without bias. Extremes (min/max dose) and DVH points need every voxel.
+_MEAN_TYPE = ("MeanDose", "Valley", "SquaredUnderdose", "SquaredOverdose", "SquaredDeviation", "Geud")
 
-    A structure of ``n > max_voxels`` voxels keeps every ``k``-th voxel in C order (``k = ceil(n / max_voxels)``):
-    an unbiased, deterministic sample for mean and DVH objectives, and fewer voxels for the dose operator.
-    The plan is still evaluated on every voxel afterwards. ``None`` keeps every voxel.
+
+def sampled_structures(objectives: Sequence[Objective], structures: Mapping, max_voxels: int | None) -> dict:
+    """The masks the objectives name; those named only by mean-type objectives thinned to ``max_voxels`` voxels.
+
+    A structure of ``n > max_voxels`` voxels whose every objective is a mean over its voxels (mean dose,
+    squared under/overdose, gEUD, the valley ratio) keeps every ``k``-th voxel in C order
+    (``k = ceil(n / max_voxels)``): an unbiased, deterministic sample, and fewer voxels for the dose operator.
+    Structures with a min/max-dose or DVH objective keep every voxel, as does every structure with
+    ``max_voxels=None``. The plan is evaluated on every voxel afterwards.
     """
+    names = [name for o in objectives for name in o.structures]
+    mean_only = {name: all(type(o).__name__ in _MEAN_TYPE for o in objectives if name in o.structures)
+                 for name in names}
     out = {}
-    for o in objectives:
-        for name in o.structures:
-            if name in out:
-                continue
-            mask = _mask(structures, name)
-            if max_voxels is not None:
-                flat = np.flatnonzero(mask)
-                k = -(-flat.size // int(max_voxels))
-                if k > 1:
-                    mask = np.zeros(mask.shape, dtype=bool)
-                    mask.flat[flat[::k]] = True
-            out[name] = mask
+    for name in names:
+        if name in out:
+            continue
+        mask = _mask(structures, name)
+        if max_voxels is not None and mean_only[name]:
+            flat = np.flatnonzero(mask)
+            k = -(-flat.size // int(max_voxels))
+            if k > 1:
+                mask = np.zeros(mask.shape, dtype=bool)
+                mask.flat[flat[::k]] = True
+        out[name] = mask
     return out
 
 

@@ -164,9 +164,10 @@ def test_sampled_structures_keep_every_kth_voxel():
     big[:, 1:, :] = True  # 80 voxels
     small = np.zeros((4, 5, 5), bool)
     small[0, 0, :3] = True
-    objs = [MeanDose("BIG"), DvhMin("SMALL", 1.0, 50.0)]
-    out = sampled_structures(objs, {"BIG": big, "SMALL": small, "OTHER": big}, max_voxels=30)
-    assert set(out) == {"BIG", "SMALL"}
+    objs = [MeanDose("BIG"), DvhMin("SMALL", 1.0, 50.0), MeanDose("HOT"), MaxDose("HOT", 1.0)]
+    out = sampled_structures(objs, {"BIG": big, "SMALL": small, "OTHER": big, "HOT": big}, max_voxels=30)
+    assert set(out) == {"BIG", "SMALL", "HOT"}
     assert np.array_equal(np.flatnonzero(out["BIG"]), np.flatnonzero(big)[::3])  # ceil(80 / 30) = 3
     assert np.array_equal(out["SMALL"], small)
-    assert np.array_equal(sampled_structures(objs, {"BIG": big, "SMALL": small}, None)["BIG"], big)
+    assert np.array_equal(out["HOT"], big)  # a max-dose goal needs every voxel
+    assert np.array_equal(sampled_structures(objs, {"BIG": big, "SMALL": small, "HOT": big}, None)["BIG"], big)
