@@ -131,7 +131,21 @@ def _sequenced_arc(arc, patient: Patient, objectives, technique, backend: str, m
     return op.beams_with(result.weights), record
 
 
+def _delivering(beams) -> list:
+    """The beams that still deliver dose: an optimiser may set every weight of a beam (a control point) to 0."""
+    out = [b for b in beams if np.any(b.weights_mu if hasattr(b, "weights_mu") else [np.any(x.weights_gp)
+                                                                                      for x in b.layers])]
+    if not out:
+        raise PlanError("the optimised plan has no beam with a non-zero weight; check the goals")
+    return out
+
+
 def _optimised(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
+    beams, record = _optimised_beams(beams, patient, technique, goals, component, prescription_gy, backend)
+    return (_delivering(beams) if record is not None else beams), record
+
+
+def _optimised_beams(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
     kind = getattr(technique, "optimisation", None)
     if kind is None:
         return beams, None
