@@ -47,6 +47,7 @@ class ComparisonSettings:
     ptv: str = "PTV"
     backend: str = "auto"
     goals: object = None  # optimisation goals: None (the default sarcoma goals), a TOML path or a GoalSet
+    technique_options: dict = field(default_factory=dict)  # passed to the technique's constructor
 
     def to_dict(self) -> dict:
         goals = self.goals
@@ -93,7 +94,7 @@ def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Pr
                               spacing_mm=settings.vertex_spacing_mm, lattice=settings.lattice,
                               gtv_margin_mm=settings.gtv_margin_mm, oar_margin_mm=settings.oar_margin_mm,
                               avoid=settings.avoid)
-    technique = get_technique(settings.technique)
+    technique = get_technique(settings.technique, **settings.technique_options)
     goals = resolve_goals(settings.goals)
     if technique.optimisation:
         goals.check_structures("boost", patient.structures)  # VERTICES and VALLEY exist now
@@ -217,7 +218,7 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
     if unknown:
         raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "
                              f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
-    if get_technique(settings.technique).optimisation:  # goal file and structures, before any dose
+    if get_technique(settings.technique, **settings.technique_options).optimisation:  # goal file and structures, before any dose
         goals = resolve_goals(settings.goals)
         goals.check_structures("crt", patient.structures)
         goals.check_structures("boost", patient.structures, extra=("VERTICES", "VALLEY"))

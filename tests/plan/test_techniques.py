@@ -24,12 +24,13 @@ def test_unknown_technique_lists_the_known_ones():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("technique", ["vmat", "impt"])
-def test_comparison_runs_with_technique(technique):
-    # 5 mm keeps this to ~20 s per technique on 2 cores; the physics checks do not depend on resolution
+@pytest.mark.parametrize("technique,options", [("vmat", {"spacing_deg": 15.0}), ("impt", {})])
+def test_comparison_runs_with_technique(technique, options):
+    # 5 mm, a coarse arc and few iterations keep this short on 2 cores; the checks do not depend on resolution
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
-    goals = dataclasses.replace(default_goals(), max_iterations={"crt": 5, "boost": 5})
-    result = run_comparison(patient, ComparisonSettings(technique=technique, backend="cpp", goals=goals))
+    goals = dataclasses.replace(default_goals(), max_iterations={"crt": 4, "boost": 4})
+    result = run_comparison(patient, ComparisonSettings(technique=technique, backend="cpp", goals=goals,
+                                                        technique_options=options))
     arms = result.report["arms"]
     assert result.report["settings"]["technique"] == technique
     # CRT normalisation: PTV D95 = 3 Gy per fraction, 20 fractions (percentile of the same voxels: exact)
@@ -39,3 +40,8 @@ def test_comparison_runs_with_technique(technique):
     crt_peak = arms["CRT"]["sfrt_metrics"]["peak_gy"]
     assert sfrt_peak == pytest.approx(crt_peak * 16 / 20 + 4 * 12.0, rel=1e-9)
     assert arms["SFRT"]["sfrt_metrics"]["pvdr"] > arms["CRT"]["sfrt_metrics"]["pvdr"] + 0.1
+    opt = result.report["arms"]["SFRT"]["optimisation"]
+    assert all(rec is not None and rec["iterations"] >= 1 for rec in opt.values())
+    if technique == "vmat":  # deliverable: the sequenced arcs keep leaf travel within the machine's limit
+        for rec in opt.values():
+            assert rec["max_leaf_travel_mm_per_deg"] <= rec["leaf_travel_limit_mm_per_deg"] + 1e-9
