@@ -33,6 +33,7 @@ _K_MEV_CM2_MOL = 0.307075  # 4 pi N_A r_e^2 m_e c^2 (PDG)
 #: 1 MeV/g in Gy; with W in Gp (1e9 protons) and areas in mm^2 (100 mm^2 = 1 cm^2):
 #: D[Gy] = W[Gp] * 1e9 * IDD[MeV cm^2/g] * G[1/mm^2] * 100 * 1.602176634e-10
 _GY_MM2_PER_GP_PER_MEV_CM2_G = 1e9 * 100.0 * 1.602176634e-10
+_ELEMENTARY_CHARGE_C = 1.602176634e-19  # SI 2019 exact
 
 
 def _bethe_stopping_power(t_mev: np.ndarray, i_ev: float, z_over_a: float) -> np.ndarray:
@@ -175,6 +176,31 @@ class ProtonMachine:
         """Water-equivalent thickness of the nozzle's range shifter [mm] (0 if it has none)."""
         return float(self.metadata.get("range_shifter", {}).get("water_equivalent_mm", 0.0))
 
+    def protons_per_mu(self, energy_mev) -> np.ndarray:
+        """Protons delivered per monitor unit at ``energy_mev`` (the machine file's ``meterset`` entry).
+
+        ``N / MU = C K / (S_air(E) rho_air e)``: monitor chamber charge per MU and cm of gap ``C``,
+        energy per ion pair ``K``, air mass stopping power ``S_air`` (polynomial in E) and density.
+
+        Raises
+        ------
+        MachineDataError
+            The machine file has no ``meterset`` entry (its plans cannot be read or written in MU).
+        """
+        meta = self.metadata.get("meterset")
+        if not meta:
+            raise MachineDataError(f"proton machine '{self.name}' has no 'meterset' entry: MU cannot be converted "
+                                   "to protons; add the monitor calibration to its machine file")
+        e = np.asarray(energy_mev, dtype=float)
+        s_air_ev_per_cm = (np.polyval(np.asarray(meta["air_stopping_power_poly_mev_cm2_per_g"], float), e)
+                           * float(meta["air_density_g_per_cm3"]) * 1e6)
+        return (float(meta["charge_per_mu_c_per_cm"]) * float(meta["mean_energy_per_ion_pair_ev"])
+                / (s_air_ev_per_cm * _ELEMENTARY_CHARGE_C))
+
+    def gp_per_mu(self, energy_mev) -> np.ndarray:
+        """Spot weight unit per monitor unit [Gp / MU] (1 Gp = 1e9 protons); see :meth:`protons_per_mu`."""
+        return self.protons_per_mu(energy_mev) * 1e-9
+
     def range_straggling_mm(self, energy_mev: float) -> float:
         """1-sigma range straggling including the energy spread [mm] (Bortfeld 1997)."""
         meta = self.metadata["bragg_curve"]
@@ -223,5 +249,6 @@ def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
                          idd_gy_mm2_per_gp=idd, sigma_mm=sigma, range_mm=10.0 * ranges_cm, sigma_air_mm=s_air,
                          source_sha256=source_sha256,
                          metadata={k: data[k] for k in ("description", "bragg_curve", "scattering", "range_energy",
-                                                        "spot_sigma_in_air_mm", "weight_unit", "range_shifter")
+                                                        "spot_sigma_in_air_mm", "weight_unit", "range_shifter",
+                                                        "meterset")
                                    if k in data})
