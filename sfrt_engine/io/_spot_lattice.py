@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fit_lattices", "SPACING_QUANTUM_MM", "TOLERANCE_MM"]
+__all__ = ["SPACING_QUANTUM_MM", "TOLERANCE_MM", "fit_lattices"]
 
 #: Lattice spacings are multiples of this [mm] (0.1 um).
 SPACING_QUANTUM_MM = 1e-4

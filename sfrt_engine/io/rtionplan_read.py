@@ -38,7 +38,7 @@ from ._errors import DicomError, malformed_dicom
 from ._spot_lattice import fit_lattices
 from .rtplan_types import RTPlanData
 
-__all__ = ["read_rtionplan", "RT_ION_PLAN_STORAGE", "FWHM_PER_SIGMA"]
+__all__ = ["FWHM_PER_SIGMA", "RT_ION_PLAN_STORAGE", "read_rtionplan"]
 
 RT_ION_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.8"
 #: FWHM of a Gaussian over its sigma, 2 sqrt(2 ln 2).

@@ -197,7 +197,7 @@ def write_rtionplan(path, beams, patient: Patient, *, plan_label: str, fractions
     out.PatientSetupSequence = Sequence([setup])
     items, refs = [], []
     for number, beam in enumerate(beams, start=1):
-        item, meterset = _ion_beam(beam, number)
+        item, _ = _ion_beam(beam, number)
         items.append(item)
         ref = Dataset()
         ref.ReferencedBeamNumber = number
