@@ -135,8 +135,10 @@ def _spot_machine(machine: ProtonMachine, spot_sigma: dict[int, float], label: s
     return dataclasses.replace(machine, sigma_mm=sigma, sigma_air_mm=air, idd_gy_mm2_per_gp=idd, metadata=meta)
 
 
-def _floats(value, n: int, what: str, label: str) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(value if value is not None else [], dtype=np.float64))
+def _floats(value, n: int, what: str, label: str, single: bool = False) -> np.ndarray:
+    """``n`` finite numbers; ``single``: rounded to float32 first, as the FL values of a file are."""
+    arr = np.atleast_1d(np.asarray(value if value is not None else [], dtype=np.float32 if single else np.float64))
+    arr = arr.astype(np.float64)
     if arr.size != n or not np.all(np.isfinite(arr)):
         raise DicomError(f"{label}: {what} has {arr.size} values{'' if np.all(np.isfinite(arr)) else ' (not finite)'}"
                          f", expected {n} finite numbers")
@@ -210,13 +212,13 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
             wet = setting.get("RangeShifterWaterEquivalentThickness")
             text = str(setting.get("RangeShifterSetting", "") or "").strip().upper()
             if wet not in (None, ""):
-                state["shift"] = float(wet)
+                state["shift"] = float(np.float32(wet))  # FL: what a file holds
             else:
                 state["shift"] = 0.0 if text == "OUT" else machine.range_shifter_mm
             if not (np.isfinite(state["shift"]) and state["shift"] >= 0):
                 raise DicomError(f"{at}: RangeShifterWaterEquivalentThickness {wet!r}, expected >= 0 mm")
         if cp.get("ScanningSpotSize") not in (None, ""):
-            size = _floats(cp.ScanningSpotSize, 2, "ScanningSpotSize", at)
+            size = _floats(cp.ScanningSpotSize, 2, "ScanningSpotSize", at, True)
             if np.any(size <= 0) or abs(size[0] - size[1]) > 0.05 * size.max():
                 raise DicomError(f"{at}: ScanningSpotSize {size.tolist()} mm: the engine models round spots "
                                  "(x and y FWHM within 5 %)")
@@ -225,8 +227,8 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
         pending = None
         if n not in (None, "") and int(n) > 0:
             n = int(n)
-            xy = _floats(cp.get("ScanSpotPositionMap"), 2 * n, "ScanSpotPositionMap", at)
-            w = _floats(cp.get("ScanSpotMetersetWeights"), n, "ScanSpotMetersetWeights", at)
+            xy = _floats(cp.get("ScanSpotPositionMap"), 2 * n, "ScanSpotPositionMap", at, True)
+            w = _floats(cp.get("ScanSpotMetersetWeights"), n, "ScanSpotMetersetWeights", at, True)
             if np.any(w < 0):
                 raise DicomError(f"{at}: ScanSpotMetersetWeights has negative values")
             if state["energy"] is None:
