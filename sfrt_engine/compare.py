@@ -44,6 +44,10 @@ class ComparisonSettings:
     target: str = "GTV"
     ptv: str = "PTV"
     backend: str = "auto"
+    #: RT (Ion) Plans the components come from instead of the technique (:mod:`sfrt_engine.imported_plans`);
+    #: with a plan, crt_fractions, vertex_sessions and vertex_dose_gy may be None (from the plan)
+    crt_plan: str | None = None
+    boost_plan: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -60,6 +64,7 @@ class Prepared:
     vertices: VertexLattice
     components: dict[str, Component]
     technique: dict
+    crt_dose_per_fraction_gy: float = CRT_DOSE_PER_FRACTION_GY
 
     @property
     def unit_doses(self) -> dict[str, np.ndarray]:
@@ -81,6 +86,10 @@ class Comparison:
 
 def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Prepared:
     """Place the vertices and compute the CRT and BOOST unit doses (the only dose computations)."""
+    if settings.crt_plan or settings.boost_plan:
+        from .imported_plans import prepare_from_plans
+
+        return prepare_from_plans(patient, settings, progress)
     step = progress or (lambda message: None)
     step("placing vertices")
     vertices = place_vertices(patient, settings.target, diameter_mm=settings.vertex_diameter_mm,
@@ -99,8 +108,12 @@ def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessio
               boost_mode: str) -> Schedule:
     """The schedule of ``arm`` ("CRT" or "SFRT"); the SFRT integrated boost uses the CRT vertex mean."""
     if arm == "CRT":
-        return crt_schedule(crt_fractions)
-    return sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode, prepared.crt_vertex_mean_gy())
+        schedule = crt_schedule(crt_fractions)
+    else:
+        schedule = sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode,
+                                 prepared.crt_vertex_mean_gy())
+    schedule.settings["crt_dose_per_fraction_gy"] = prepared.crt_dose_per_fraction_gy  # an imported plan's own
+    return schedule
 
 
 def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geud_a: dict | None = None):
@@ -157,15 +170,21 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         patient = sarcoma_thigh()
     for name in (settings.target, settings.ptv, *settings.avoid):
         patient.structures[name]  # raises a clear StructureError if missing
+    if settings.crt_plan or settings.boost_plan:
+        from .imported_plans import resolve_plan_settings
+
+        settings = resolve_plan_settings(patient, settings)  # reads the plans; fractions from their fraction groups
     # check the schedules and alpha/beta names before spending time on dose
     crt_schedule(settings.crt_fractions)
-    sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
-                  crt_vertex_mean_gy=0.0)
+    if settings.vertex_dose_gy is not None:  # None: the boost plan's, known once its dose is computed
+        sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
+                      crt_vertex_mean_gy=0.0)
     unknown = [n for n in settings.alpha_beta_gy if n not in patient.structures and n not in ("VERTICES", "VALLEY")]
     if unknown:
         raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "
                              f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
     prepared = prepare(patient, settings, progress)
+    settings = prepared.settings  # with what the plans gave
     if progress:
         progress("biology and evaluation")
     ab_map = alpha_beta_map(patient, settings.alpha_beta_gy)

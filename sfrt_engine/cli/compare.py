@@ -55,11 +55,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..plotting import save_arm_slices, save_histograms
 
     avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
+    if (args.crt_plan or args.boost_plan) and not args.dicom:
+        from ..errors import PlanError
+
+        raise PlanError("--crt-plan/--boost-plan need --dicom CT_FOLDER, the CT the plans were made on")
+    # without a plan the protocol defaults; with one, None: from its fraction group (imported_plans)
     settings = ComparisonSettings(
-        technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
-        vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
+        technique=args.technique,
+        crt_fractions=args.crt_fractions if args.crt_fractions is not None or args.crt_plan else 20,
+        vertex_dose_gy=args.vertex_dose if args.vertex_dose is not None or args.boost_plan else 12.0,
+        vertex_sessions=args.vertex_sessions if args.vertex_sessions is not None or args.boost_plan else 4,
+        boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
-        backend=args.backend, avoid=avoid)
+        backend=args.backend, avoid=avoid, crt_plan=args.crt_plan, boost_plan=args.boost_plan)
     out = Path(args.out)
     bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
                file=sys.stderr)
@@ -75,6 +83,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress("building the sarcoma phantom")
         patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
     result = run_comparison(patient, settings, progress=progress)
+    settings = result.prepared.settings  # fractions and vertex dose the plans gave
     report = result.report
     report["settings"]["runtime_s"] = round(result.seconds, 2)
     progress("writing report and plots")
@@ -118,9 +127,12 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
     p.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
                    help="delivery technique (default imrt)")
-    p.add_argument("--crt-fractions", type=int, default=20, help="CRT fractions of 3 Gy, 15-20 (default 20)")
-    p.add_argument("--vertex-dose", type=float, default=12.0, help="vertex dose per session, 8-15 Gy (default 12)")
-    p.add_argument("--vertex-sessions", type=int, default=4, help="weekly vertex sessions, 3-4 (default 4)")
+    p.add_argument("--crt-fractions", type=int, default=None,
+                   help="CRT fractions of 3 Gy, 15-20 (default 20, or the --crt-plan's fractions)")
+    p.add_argument("--vertex-dose", type=float, default=None,
+                   help="vertex dose per session, 8-15 Gy (default 12, or what the --boost-plan delivers)")
+    p.add_argument("--vertex-sessions", type=int, default=None,
+                   help="weekly vertex sessions, 3-4 (default 4, or the --boost-plan's fractions)")
     p.add_argument("--boost-mode", default="integrated", choices=BOOST_MODES, help="default integrated")
     p.add_argument("--alpha-beta", default="", help="per-structure alpha/beta in Gy, e.g. GTV=4,SKIN=2")
     p.add_argument("--lattice", default="hcp", choices=("hcp", "cubic"), help="vertex lattice (default hcp)")
@@ -135,4 +147,10 @@ def register(sub) -> None:
     p.add_argument("--export-dicom", action="store_true",
                    help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--crt-plan", default=None, metavar="RP.dcm",
+                   help="RT Plan or RT Ion Plan of the CRT arm (needs --dicom): one fraction as planned replaces "
+                        "the generated CRT fields; its fraction group gives --crt-fractions")
+    p.add_argument("--boost-plan", default=None, metavar="RP.dcm",
+                   help="RT Plan or RT Ion Plan of the vertex boost (needs --dicom): replaces the generated boost "
+                        "fields; its fractions are the vertex sessions and its dose the vertex dose")
     p.set_defaults(func=cmd_compare)
