@@ -41,9 +41,9 @@ def case(tmp_path_factory):
     patient = prepare_dicom_case(folder, "GTV")
     machine = se.load_machine("proton_generic")
     crt = se.plan.impt_beams(patient, "PTV", machine, gantry_deg=[90.0, 270.0], prescription_gy=3.2,
-                             backend="numpy", iterations=40)
+                             backend="cpp", iterations=40)
     boost = se.plan.impt_beams(patient, "VERTICES", machine, gantry_deg=[0.0], spot_spacing_mm=3.0, margin_mm=2.0,
-                               prescription_gy=9.0, backend="numpy", iterations=40)
+                               prescription_gy=9.0, backend="cpp", iterations=40)
     plans = tmp_path_factory.mktemp("plans")
     rp_crt = write_rtionplan(plans / "RP_crt.dcm", crt, patient, plan_label="CRT", fractions=15)
     rp_boost = write_rtionplan(plans / "RP_boost.dcm", boost, patient, plan_label="BOOST", fractions=3)
@@ -54,7 +54,7 @@ def test_arms_from_imported_plans_use_their_fractions_doses_and_vertices(case):
     folder, rp_crt, rp_boost, crt_beams, boost_beams = case
     patient = prepare_dicom_case(folder, "GTV")
     settings = ComparisonSettings(crt_fractions=None, vertex_sessions=None, vertex_dose_gy=None,
-                                  boost_mode="separate", avoid=(), backend="numpy", crt_plan=str(rp_crt),
+                                  boost_mode="separate", avoid=(), backend="cpp", crt_plan=str(rp_crt),
                                   boost_plan=str(rp_boost))
     result = run_comparison(patient, settings)
     used = result.prepared.settings
@@ -65,8 +65,8 @@ def test_arms_from_imported_plans_use_their_fractions_doses_and_vertices(case):
     np.testing.assert_allclose(vertices.centers_xyz_mm, VERTEX_CENTRES, atol=1.0)
     # CRT: one fraction as planned; BOOST: the plan's dose normalised to a vertex mean of 1 Gy
     reference = prepare_dicom_case(folder, "GTV")
-    d_crt = se.compute_dose(crt_beams, reference, backend="numpy").gy
-    d_boost = se.compute_dose(boost_beams, reference, backend="numpy").gy
+    d_crt = se.compute_dose(crt_beams, reference, backend="cpp").gy
+    d_boost = se.compute_dose(boost_beams, reference, backend="cpp").gy
     np.testing.assert_allclose(result.prepared.components["CRT"].dose_gy, d_crt, atol=1e-3 * d_crt.max())
     vmask = vertices.mask
     np.testing.assert_allclose(result.prepared.components["BOOST"].dose_gy, d_boost / d_boost[vmask].mean(),
@@ -86,7 +86,7 @@ def test_options_override_the_plans_fraction_groups_and_one_component_may_be_gen
     folder, rp_crt, _, _, _ = case
     patient = prepare_dicom_case(folder, "GTV")
     settings = ComparisonSettings(technique="impt", crt_fractions=18, vertex_sessions=4, vertex_dose_gy=12.0,
-                                  avoid=(), backend="numpy", crt_plan=str(rp_crt))
+                                  avoid=(), backend="cpp", crt_plan=str(rp_crt))
     result = run_comparison(patient, settings)
     assert result.prepared.settings.crt_fractions == 18
     assert result.report["arms"]["SFRT"]["schedule"]["vertex_sessions"] == 4
@@ -114,7 +114,7 @@ def test_cli_compare_with_plans_and_a_plan_from_another_ct(case, tmp_path, capsy
     folder, rp_crt, rp_boost, _, _ = case
     out = tmp_path / "out"
     code = main(["compare", "--dicom", str(folder), "--target", "GTV", "--crt-plan", str(rp_crt),
-                 "--boost-plan", str(rp_boost), "--boost-mode", "separate", "--backend", "numpy", "--out", str(out),
+                 "--boost-plan", str(rp_boost), "--boost-mode", "separate", "--backend", "cpp", "--out", str(out),
                  "-q"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
@@ -127,7 +127,7 @@ def test_cli_compare_with_plans_and_a_plan_from_another_ct(case, tmp_path, capsy
     bad.save_as(tmp_path / "RP_other.dcm")
     out2 = tmp_path / "out2"
     code = main(["compare", "--dicom", str(folder), "--target", "GTV", "--crt-plan", str(tmp_path / "RP_other.dcm"),
-                 "--backend", "numpy", "--out", str(out2), "-q"])
+                 "--backend", "cpp", "--out", str(out2), "-q"])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "FrameOfReferenceUID" in err and "\n" not in err
