@@ -35,6 +35,10 @@ class RTPlanData:
     referenced_structure_set_uid : str or None
         SOP Instance UID of the RT Structure Set the plan references, if any.
     modality : {"photon", "proton"}
+    deliveries : tuple
+        The beams as delivered, one record per beam in the order of ``beams`` (for photons
+        :class:`~sfrt_engine.plan.BeamDelivery`: control points, jaws, MLC); empty when the
+        reader keeps none. Writing these back gives the same control points.
     """
 
     beams: tuple
@@ -46,11 +50,13 @@ class RTPlanData:
     frame_of_reference_uid: str
     referenced_structure_set_uid: str | None
     modality: str
+    deliveries: tuple = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "beams", tuple(self.beams))
         object.__setattr__(self, "beam_meterset_mu", tuple(float(m) for m in self.beam_meterset_mu))
         object.__setattr__(self, "beam_names", tuple(str(n) for n in self.beam_names))
+        object.__setattr__(self, "deliveries", tuple(self.deliveries))
         if self.modality not in ("photon", "proton"):
             raise ValueError(f"modality={self.modality!r}: expected 'photon' or 'proton'")
         if not (len(self.beams) == len(self.beam_meterset_mu) == len(self.beam_names)):
