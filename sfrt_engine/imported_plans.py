@@ -39,26 +39,25 @@ _VERTEX_ROI = re.compile(r"^VERTEX_?\d+$", re.IGNORECASE)
 
 
 def read_plan(path, patient: Patient):
-    """An RT Plan or RT Ion Plan as :class:`~sfrt_engine.io.RTPlanData` (``sfrt_engine.io.read_rtplan``)."""
+    """An RT Ion Plan (:func:`~sfrt_engine.io.read_rtionplan`) or RT Plan (``sfrt_engine.io.read_rtplan``)
+    as :class:`~sfrt_engine.io.RTPlanData`."""
     import pydicom
 
     from .io import DicomError
     from .io.rtionplan_read import RT_ION_PLAN_STORAGE, read_rtionplan
 
     try:
-        from .io.rtplan_read import read_rtplan
-    except ImportError:  # photon plans need the RT Plan reader
-        read_rtplan = None
-    if read_rtplan is not None:
-        return read_rtplan(path, patient)
-    try:
         dataset = pydicom.dcmread(path)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
         raise DicomError(f"{path}: cannot read the plan ({exc})") from None
-    if str(dataset.get("SOPClassUID", "")) != RT_ION_PLAN_STORAGE:
-        raise DicomError(f"{path}: SOPClassUID {dataset.get('SOPClassUID', 'missing')}: only RT Ion Plans can be "
-                         "read by this installation")
-    return read_rtionplan(dataset, patient, path=path)
+    if str(dataset.get("SOPClassUID", "")) == RT_ION_PLAN_STORAGE:
+        return read_rtionplan(dataset, patient, path=path)
+    try:
+        from .io.rtplan_read import read_rtplan
+    except ImportError:
+        raise DicomError(f"{path}: SOPClassUID {dataset.get('SOPClassUID', 'missing')}: this installation reads "
+                         "RT Ion Plans only") from None
+    return read_rtplan(dataset, patient)
 
 
 def _lattice(patient: Patient, target: str, labels: np.ndarray, source: str) -> VertexLattice:
@@ -115,17 +114,11 @@ def resolve_plan_settings(patient: Patient, settings):
     Reads the plans (so a bad plan fails before anything is computed or written).
     """
     updates = {}
-    if settings.crt_plan and settings.crt_fractions is None:
-        updates["crt_fractions"] = read_plan(settings.crt_plan, patient).fractions_planned
-    elif settings.crt_plan:
-        read_plan(settings.crt_plan, patient)
-    if settings.boost_plan and settings.vertex_sessions is None:
-        updates["vertex_sessions"] = read_plan(settings.boost_plan, patient).fractions_planned
-    elif settings.boost_plan:
-        read_plan(settings.boost_plan, patient)
-    for key, default in (("crt_fractions", 20), ("vertex_sessions", 4)):
-        if getattr(settings, key) is None and key not in updates:
-            updates[key] = default
+    for plan_key, key, default in (("crt_plan", "crt_fractions", 20), ("boost_plan", "vertex_sessions", 4)):
+        path = getattr(settings, plan_key)
+        planned = read_plan(path, patient).fractions_planned if path else None
+        if getattr(settings, key) is None:
+            updates[key] = planned if planned is not None else default
     if settings.vertex_dose_gy is None and not settings.boost_plan:
         updates["vertex_dose_gy"] = 12.0
     return dataclasses.replace(settings, **updates)
@@ -160,12 +153,12 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
     if settings.crt_plan:
         step(f"CRT dose (plan {settings.crt_plan})")
         plan = read_plan(settings.crt_plan, patient)
-        dose = compute_dose(list(plan.beams), patient, backend=settings.backend)
+        dose = compute_dose(plan.all_beams(), patient, backend=settings.backend)
         crt_dose_per_fraction = dose_statistics(dose.gy, patient.structures[settings.ptv], settings.ptv)["d95_gy"]
         if not crt_dose_per_fraction > 0:
             raise PlanError(f"CRT plan {settings.crt_plan}: no dose to {settings.ptv!r} (D95 = "
                             f"{crt_dose_per_fraction}); is it the plan of this CT?")
-        crt = Component("CRT", list(plan.beams), dose.gy, f"one fraction of plan {plan.plan_label!r} as planned "
+        crt = Component("CRT", plan.all_beams(), dose.gy, f"one fraction of plan {plan.plan_label!r} as planned "
                         f"({settings.ptv} D95 = {crt_dose_per_fraction:.3g} Gy)", dose.backend, dose.seconds)
         details["crt_plan"] = _describe(plan, settings.crt_plan)
     else:
@@ -174,11 +167,11 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
     if settings.boost_plan:
         step(f"vertex boost dose (plan {settings.boost_plan})")
         plan = read_plan(settings.boost_plan, patient)
-        dose = compute_dose(list(plan.beams), patient, backend=settings.backend)
+        dose = compute_dose(plan.all_beams(), patient, backend=settings.backend)
         per_fraction = float(dose.gy[vertices.mask].mean())
         if not per_fraction > 0:
             raise PlanError(f"boost plan {settings.boost_plan}: no dose to the vertices; is it the plan of this CT?")
-        boost = Component("BOOST", [b.scaled(1.0 / per_fraction) for b in plan.beams], dose.gy / per_fraction,
+        boost = Component("BOOST", [b.scaled(1.0 / per_fraction) for b in plan.all_beams()], dose.gy / per_fraction,
                           f"vertex mean dose 1 Gy (plan {plan.plan_label!r} gives {per_fraction:.3g} Gy per fraction)",
                           dose.backend, dose.seconds)
         details["boost_plan"] = dict(_describe(plan, settings.boost_plan), vertex_mean_gy_per_fraction=per_fraction)

@@ -36,11 +36,11 @@ from ..patient import Patient
 from ..plan.protons import ProtonBeam, SpotLayer
 from ._errors import DicomError, malformed_dicom
 from ._spot_lattice import fit_lattices
-from .rtplan_types import RTPlanData
+from .rtplan_types import RT_ION_PLAN_SOP_CLASS_UID, RTPlanData
 
 __all__ = ["FWHM_PER_SIGMA", "RT_ION_PLAN_STORAGE", "read_rtionplan"]
 
-RT_ION_PLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.8"
+RT_ION_PLAN_STORAGE = RT_ION_PLAN_SOP_CLASS_UID
 #: FWHM of a Gaussian over its sigma, 2 sqrt(2 ln 2).
 FWHM_PER_SIGMA = float(2.0 * np.sqrt(2.0 * np.log(2.0)))
 _SPOT_SIZE_TOLERANCE_MM = 0.01
@@ -316,7 +316,7 @@ def read_rtionplan(dataset, patient: Patient, *, machine: ProtonMachine | str = 
             mus.append(float(metersets[number]))
         if not beams:
             raise DicomError(f"{where}: IonBeamSequence holds no treatment beam")
-        return RTPlanData(beams=tuple(beams), fractions_planned=fractions,
+        return RTPlanData(beams=tuple(beams), beam_names=tuple(b.name for b in beams), fractions_planned=fractions,
                           plan_label=str(dataset.get("RTPlanLabel", "") or ""),
                           sop_instance_uid=str(dataset.get("SOPInstanceUID", "")), frame_of_reference_uid=frame,
                           referenced_structure_set_uid=referenced, modality="proton", beam_meterset_mu=tuple(mus))

@@ -140,7 +140,7 @@ def _ion_beam(beam: ProtonBeam, number: int) -> tuple[Dataset, float]:
 
 
 def write_rtionplan(path, beams, patient: Patient, *, plan_label: str, fractions: int, description: str = "",
-                    referenced_structure_set_uid: str | None = None) -> Path:
+                    structure_set_uid: str | None = None) -> Path:
     """Write proton beams as an RT Ion Plan with one fraction group.
 
     Parameters
@@ -157,7 +157,7 @@ def write_rtionplan(path, beams, patient: Patient, *, plan_label: str, fractions
         NumberOfFractionsPlanned (each fraction delivers ``beams``).
     description : str
         RTPlanDescription.
-    referenced_structure_set_uid : str, optional
+    structure_set_uid : str, optional
         Structure set the plan references; default the one the CT was read with (``patient.dicom["rtstruct"]``),
         if any. Without one the plan geometry is TREATMENT_DEVICE.
 
@@ -182,7 +182,7 @@ def write_rtionplan(path, beams, patient: Patient, *, plan_label: str, fractions
     out.RTPlanDate = now.strftime("%Y%m%d")
     out.RTPlanTime = now.strftime("%H%M%S")
     out.OperatorsName = ""
-    structure_uid = referenced_structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID")
+    structure_uid = structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID")
     if structure_uid:
         out.RTPlanGeometry = "PATIENT"
         ref = Dataset()
