@@ -213,8 +213,13 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
             text = str(setting.get("RangeShifterSetting", "") or "").strip().upper()
             if wet not in (None, ""):
                 state["shift"] = float(np.float32(wet))  # FL: what a file holds
+            elif text == "OUT":
+                state["shift"] = 0.0
+            elif machine.range_shifter_mm > 0:
+                state["shift"] = machine.range_shifter_mm
             else:
-                state["shift"] = 0.0 if text == "OUT" else machine.range_shifter_mm
+                raise DicomError(f"{at}: range shifter {shifters[number]!r} setting {text!r} without "
+                                 f"RangeShifterWaterEquivalentThickness, and machine '{machine.name}' has none")
             if not (np.isfinite(state["shift"]) and state["shift"] >= 0):
                 raise DicomError(f"{at}: RangeShifterWaterEquivalentThickness {wet!r}, expected >= 0 mm")
         if cp.get("ScanningSpotSize") not in (None, ""):

@@ -249,6 +249,15 @@ def test_range_shifter_thickness_from_the_plan_or_the_machine(pmachine):
                                                                       pmachine.range_shifter_mm, 0.0]
 
 
+def test_a_range_shifter_of_unknown_thickness_on_a_machine_without_one_is_refused(pmachine):
+    import dataclasses
+
+    bare = dataclasses.replace(pmachine, metadata={k: v for k, v in pmachine.metadata.items() if k != "range_shifter"})
+    ds = plan_dataset([BeamSpec([square_layer(80.0, n=2, shifter={"RangeShifterSetting": "IN"})], range_shifters=1)])
+    with pytest.raises(se.io.DicomError, match="control point 0: range shifter 'RS45'.*RangeShifterWaterEquivalent"):
+        _read(ds, machine=bare)
+
+
 def test_scanning_spot_size_replaces_the_machines_spot_size_in_air(pmachine):
     from sfrt_engine.io.rtionplan_read import FWHM_PER_SIGMA
 
