@@ -11,8 +11,10 @@ staggered axis), so each axis is fitted by the coarsest spacing that puts every 
 - the origin is the smallest coordinate (a spot position as stored);
 - every spot must lie within ``TOLERANCE_MM`` of its node.
 
-Spots that fit no lattice of at most ``max(16 n, 10000)`` nodes become one layer each: the
-dose is the same, only the computation is slower.
+Spots that fit no lattice of at most ``max(16 n, 10000)`` nodes (and ``MAX_BEAMLETS_1D`` along
+each axis, the kernels' limit) are split into rows of equal v, each fitted along u; a spot that
+fits no row lattice becomes a layer of its own. The dose is the same, only the computation is
+slower.
 """
 
 from __future__ import annotations
@@ -71,12 +73,32 @@ def fit_lattices(u_mm: np.ndarray, v_mm: np.ndarray, weights: np.ndarray) -> lis
     u = np.asarray(u_mm, dtype=np.float64)
     v = np.asarray(v_mm, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
+    whole = _one_lattice(u, v, w)
+    if whole is not None:
+        return [whole]
+    out = []
+    row_of = np.round((v - v.min()) / TOLERANCE_MM).astype(np.int64)
+    for row in np.unique(row_of):
+        members = row_of == row
+        fitted = _one_lattice(u[members], v[members], w[members])
+        if fitted is not None:
+            out.append(fitted)
+        else:
+            out += [(np.array([[wk]]), (1.0, 1.0), (float(uk), float(vk)))
+                    for uk, vk, wk in zip(u[members], v[members], w[members])]
+    return out
+
+
+def _one_lattice(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple | None:
+    from ..kernels._task import MAX_BEAMLETS_1D
+
     fu, fv = _fit_axis(u), _fit_axis(v)
-    if fu is not None and fv is not None:
-        (u0, du, iu), (v0, dv, iv) = fu, fv
-        nu, nv = int(iu.max()) + 1, int(iv.max()) + 1
-        if nu * nv <= max(16 * u.size, 10000):
-            grid = np.zeros((nv, nu))
-            np.add.at(grid, (iv, iu), w)
-            return [(grid, (du, dv), (u0, v0))]
-    return [(np.array([[wk]]), (1.0, 1.0), (float(uk), float(vk))) for uk, vk, wk in zip(u, v, w)]
+    if fu is None or fv is None:
+        return None
+    (u0, du, iu), (v0, dv, iv) = fu, fv
+    nu, nv = int(iu.max()) + 1, int(iv.max()) + 1
+    if nu * nv > max(16 * u.size, 10000) or max(nu, nv) > MAX_BEAMLETS_1D:
+        return None
+    grid = np.zeros((nv, nu))
+    np.add.at(grid, (iv, iu), w)
+    return grid, (du, dv), (u0, v0)

@@ -366,3 +366,30 @@ def test_a_patient_without_a_frame_of_reference_is_refused():
     patient = se.phantoms.water_box((60.0,) * 3, 5.0)
     with pytest.raises(se.io.DicomError, match="frame of reference"):
         _read(plan_dataset([BeamSpec([square_layer(120.0, n=2)])]), patient)
+
+
+def test_rows_with_their_own_offsets_become_one_lattice_per_row():
+    offsets = [0.0, 1.2345, 2.7183]  # no common lattice across rows, a regular one along each
+    xs = np.concatenate([off + 5.0 * np.arange(6) for off in offsets])
+    ys = np.repeat([-5.0, 0.0, 5.0], 6)
+    plan = _read(plan_dataset([BeamSpec([Layer(120.0, xs, ys, np.ones(18))])]))
+    layers = plan.beams[0].layers
+    assert len(layers) == 3 and all(lay.weights_gp.shape == (1, 6) for lay in layers)
+    starts = sorted(lay.origin_uv_mm[0] for lay in layers)
+    np.testing.assert_allclose(starts, offsets, atol=1e-5)
+
+
+def test_a_plan_of_clinical_size_reads_quickly():
+    """3 fields x 30 layers x 500 spots (hexagonal lattices) in well under a few seconds."""
+    import time
+
+    beams = [BeamSpec([hex_layer(float(e), rows=20, cols=25, spacing_mm=5.0) for e in range(100, 130)],
+                      gantry_deg=g, meterset_mu=300.0, final_weight=1.0) for g in (0.0, 120.0, 240.0)]
+    ds = plan_dataset(beams)
+    patient = water_patient(300.0, 10.0)
+    start = time.perf_counter()
+    plan = _read(ds, patient)
+    seconds = time.perf_counter() - start
+    assert sum(b.n_spots for b in plan.beams) == 3 * 30 * 500
+    assert [len(b.layers) for b in plan.beams] == [30, 30, 30]
+    assert seconds < 5.0
