@@ -114,11 +114,15 @@ def resolve_plan_settings(patient: Patient, settings):
     Reads the plans (so a bad plan fails before anything is computed or written).
     """
     updates = {}
-    for plan_key, key, default in (("crt_plan", "crt_fractions", 20), ("boost_plan", "vertex_sessions", 4)):
+    for plan_key, key, default, limits in (("crt_plan", "crt_fractions", 20, (15, 20)),
+                                           ("boost_plan", "vertex_sessions", 4, (3, 4))):
         path = getattr(settings, plan_key)
         planned = read_plan(path, patient).fractions_planned if path else None
         if getattr(settings, key) is None:
             updates[key] = planned if planned is not None else default
+            if planned is not None and not limits[0] <= planned <= limits[1]:
+                raise PlanError(f"{path}: NumberOfFractionsPlanned {planned} is not a protocol {key} "
+                                f"({limits[0]}-{limits[1]}, NCT06980259); give --{key.replace('_', '-')} to override")
     if settings.vertex_dose_gy is None and not settings.boost_plan:
         updates["vertex_dose_gy"] = 12.0
     return dataclasses.replace(settings, **updates)
@@ -179,11 +183,18 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
             crt_mean = float(crt.dose_gy[vertices.mask].mean())
             vertex_dose = per_fraction + (crt_mean if settings.boost_mode == "integrated" else 0.0)
             settings = dataclasses.replace(settings, vertex_dose_gy=round(vertex_dose, 6))
+            details["vertex_dose_from_plan"] = True
     else:
         step(f"vertex boost dose ({vertices.count} vertices)")
         boost = boost_component(patient, technique, vertices, settings.backend)
     prepared = Prepared(patient, settings, vertices, {"CRT": crt, "BOOST": boost}, details,
                         crt_dose_per_fraction_gy=float(crt_dose_per_fraction))
-    sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
-                  prepared.crt_vertex_mean_gy())
+    try:
+        sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
+                      prepared.crt_vertex_mean_gy())
+    except PlanError as exc:
+        if details.get("vertex_dose_from_plan"):
+            raise PlanError(f"{exc}; the vertex dose per session is what boost plan {settings.boost_plan} delivers "
+                            "(give --vertex-dose to prescribe another)") from None
+        raise
     return prepared

@@ -134,3 +134,19 @@ def test_cli_compare_with_plans_and_a_plan_from_another_ct(case, tmp_path, capsy
     assert not out2.exists()
     assert main(["compare", "--crt-plan", str(rp_crt), "--out", str(out2), "-q"]) == 2
     assert "--dicom" in capsys.readouterr().err
+
+
+def test_plans_outside_the_protocol_name_the_plan_and_the_option(case, tmp_path):
+    folder, rp_crt, _, _, boost_beams = case
+    patient = prepare_dicom_case(folder, "GTV")
+    two = write_rtionplan(tmp_path / "RP_two.dcm", boost_beams, patient, plan_label="B2", fractions=2)
+    settings = ComparisonSettings(vertex_sessions=None, vertex_dose_gy=None, avoid=(), backend="cpp",
+                                  boost_plan=str(two))
+    with pytest.raises(se.PlanError, match="NumberOfFractionsPlanned 2.*--vertex-sessions"):
+        run_comparison(patient, settings)
+    weak = write_rtionplan(tmp_path / "RP_weak.dcm", [b.scaled(0.5) for b in boost_beams], patient,
+                           plan_label="B", fractions=3)
+    settings = ComparisonSettings(crt_fractions=None, vertex_sessions=None, vertex_dose_gy=None, avoid=(),
+                                  boost_mode="separate", backend="cpp", crt_plan=str(rp_crt), boost_plan=str(weak))
+    with pytest.raises(se.PlanError, match="8 to 15 Gy.*RP_weak.dcm.*--vertex-dose"):
+        run_comparison(prepare_dicom_case(folder, "GTV"), settings)
