@@ -3,7 +3,8 @@
 Per beam (IonBeamSequence, treatment beams only), the control points (IonControlPointSequence)
 give, each carried forward until changed (PS3.3 C.8.8.25.7):
 
-- NominalBeamEnergy [MeV], which must be an energy of the machine;
+- NominalBeamEnergy [MeV], within the machine's energies; energies off its table get depth-dose and
+  spot-width rows of their own from the machine's model (:meth:`ProtonMachine.with_energies`);
 - ScanSpotPositionMap (x, y pairs in the IEC GANTRY system at the isocentre plane = the engine's
   BEV u, v) and ScanSpotMetersetWeights; the spots of control point ``i`` are delivered between
   ``i`` and ``i + 1`` (in the usual pairs: the first of a pair holds the weights, the second zeros),
@@ -198,7 +199,7 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
             state["iso"] = iso
         if cp.get("NominalBeamEnergy") not in (None, ""):
             energy = float(cp.NominalBeamEnergy)
-            if not machine.min_energy_mev - 1e-6 <= energy <= machine.max_energy_mev + 1e-6:
+            if not machine.min_energy_mev <= energy <= machine.max_energy_mev:
                 raise DicomError(f"{at}: NominalBeamEnergy {energy:g} MeV is outside machine '{machine.name}' "
                                  f"({machine.min_energy_mev:g}-{machine.max_energy_mev:g} MeV)")
             state["energy"] = energy
@@ -242,11 +243,7 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
             if w.sum() > 0:
                 if i == len(cps) - 1:
                     raise DicomError(f"{at}: ScanSpotMetersetWeights are not zero at the last control point")
-                k = machine.energy_index(state["energy"]) if _on_table(machine, state["energy"]) else None
-                if k is None:
-                    raise DicomError(f"{at}: NominalBeamEnergy {state['energy']:g} MeV is not a tabulated energy "
-                                     f"of machine '{machine.name}' (steps of "
-                                     f"{machine.energies_mev[1] - machine.energies_mev[0]:g} MeV)")
+                k = machine.energy_index(state["energy"], where=at)  # on the table (with_energies)
                 if state["spot"] is not None:
                     spot_sigma[k] = state["spot"]
                 mu = (w * mu_per_weight).astype(np.float32).astype(np.float64)
@@ -267,8 +264,15 @@ def _beam(beam, machine: ProtonMachine, patient: Patient, meterset_mu: float | N
                       name=str(beam.get("BeamName", "") or f"beam {int(beam.BeamNumber)}"))
 
 
-def _on_table(machine: ProtonMachine, energy: float) -> bool:
-    return bool(np.min(np.abs(machine.energies_mev - energy)) <= 1e-6)
+def _energies_in_range(dataset, machine: ProtonMachine) -> list[float]:
+    """The plan's nominal energies within the machine's range (those outside are reported per control point)."""
+    out = set()
+    for beam in dataset.get("IonBeamSequence", []) or []:
+        for cp in beam.get("IonControlPointSequence", []) or []:
+            value = cp.get("NominalBeamEnergy")
+            if value not in (None, "") and machine.min_energy_mev <= float(value) <= machine.max_energy_mev:
+                out.add(float(value))
+    return sorted(out)
 
 
 def read_rtionplan(dataset, patient: Patient, *, machine: ProtonMachine | str = "proton_generic",
@@ -309,6 +313,7 @@ def read_rtionplan(dataset, patient: Patient, *, machine: ProtonMachine | str = 
     with malformed_dicom(where):
         frame, referenced = _plan_checks(dataset, patient, where)
         fractions, metersets = _fraction_group(dataset, where)
+        machine = machine.with_energies(_energies_in_range(dataset, machine))
         beams, mus = [], []
         for beam in dataset.get("IonBeamSequence", []) or []:
             if str(beam.get("TreatmentDeliveryType", "TREATMENT")) != "TREATMENT":

@@ -17,6 +17,7 @@ axis::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,6 +177,39 @@ class ProtonMachine:
         """Water-equivalent thickness of the nozzle's range shifter [mm] (0 if it has none)."""
         return float(self.metadata.get("range_shifter", {}).get("water_equivalent_mm", 0.0))
 
+    def with_energies(self, energies_mev) -> ProtonMachine:
+        """This machine with tables for ``energies_mev`` too (same model and parameters), or itself.
+
+        Planning systems use energies off a 1 MeV table (e.g. 150.3 MeV); their depth-dose and
+        spot-width rows are computed here as the machine's own are (:func:`build_proton_machine`).
+
+        Raises
+        ------
+        MachineDataError
+            An energy outside the machine's range.
+        """
+        wanted = np.unique(np.round(np.asarray(energies_mev, dtype=float).ravel(), 6))
+        missing = np.array([e for e in wanted if np.min(np.abs(self.energies_mev - e)) > 1e-6])
+        if missing.size == 0:
+            return self
+        if not np.all(np.isfinite(missing)) or missing.min() < self.min_energy_mev or \
+                missing.max() > self.max_energy_mev:
+            raise MachineDataError(f"energies {missing.tolist()} MeV: machine '{self.name}' covers "
+                                   f"{self.min_energy_mev:g}-{self.max_energy_mev:g} MeV")
+        depth_mm = self.depth_step_mm * np.arange(self.idd_gy_mm2_per_gp.shape[1])
+        ranges_cm, idd, sigma, s_air = _energy_tables(missing, depth_mm, self.metadata)
+        energies = np.concatenate([self.energies_mev, missing])
+        order = np.argsort(energies, kind="stable")
+        tables = {"idd_gy_mm2_per_gp": np.concatenate([self.idd_gy_mm2_per_gp, idd])[order],
+                  "sigma_mm": np.concatenate([self.sigma_mm, sigma])[order]}
+        for arr in tables.values():
+            arr.setflags(write=False)
+        return dataclasses.replace(
+            self, energies_mev=energies[order], range_mm=np.concatenate([self.range_mm, 10.0 * ranges_cm])[order],
+            sigma_air_mm=np.concatenate([self.sigma_air_mm, s_air])[order], **tables,
+            metadata=dict(self.metadata, energies_added_mev=sorted(set(self.metadata.get("energies_added_mev", []))
+                                                                   | set(missing.tolist()))))
+
     def protons_per_mu(self, energy_mev) -> np.ndarray:
         """Protons delivered per monitor unit at ``energy_mev`` (the machine file's ``meterset`` entry).
 
@@ -211,24 +245,13 @@ class ProtonMachine:
         return 10.0 * float(np.sqrt((0.012 * r0 ** 0.935) ** 2 + (s_e * alpha * p * energy_mev ** (p - 1)) ** 2))
 
 
-def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
-    """Tables of a proton machine from its JSON description (see the module docstring)."""
-    name = str(data["name"])
-    where = f"proton machine '{name}'"
-    er = data["energy_mev"]
-    e_min, e_max, e_step = float(er["min"]), float(er["max"]), float(er["step"])
-    if not (0 < e_min < e_max and e_step > 0):
-        raise MachineDataError(f"{where}: energy_mev needs 0 < min < max and step > 0")
-    energies = np.round(np.arange(e_min, e_max + 0.5 * e_step, e_step), 6)
+def _energy_tables(energies: np.ndarray, depth_mm: np.ndarray, data: dict):
+    """(CSDA range [cm], IDD [Gy mm^2 / Gp], sigma [mm], sigma in air [mm]) of ``energies`` on ``depth_mm``,
+    from the model parameters of a machine description (``range_energy``, ``bragg_curve``, ``scattering``,
+    ``spot_sigma_in_air_mm``)."""
     re = data["range_energy"]
     t_table, r_table = _range_energy_table(float(re["mean_excitation_energy_ev"]), float(re["z_over_a"]))
     ranges_cm = np.exp(np.interp(np.log(energies), np.log(t_table), np.log(r_table)))
-    table = data.get("table", {})
-    step = float(table.get("depth_step_mm", 0.5))
-    max_depth = float(table.get("max_depth_mm", 360.0))
-    if ranges_cm[-1] * 10.0 > max_depth - 20.0:
-        raise MachineDataError(f"{where}: depth table ({max_depth} mm) must extend beyond the largest range")
-    depth_mm = step * np.arange(int(round(max_depth / step)) + 1)
     bc = data["bragg_curve"]
     sc = data["scattering"]
     air = data["spot_sigma_in_air_mm"]
@@ -241,6 +264,25 @@ def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
             epsilon=float(bc["epsilon"]), energy_spread_fraction=float(bc["energy_spread_fraction"]))
         mcs = _mcs_sigma_mm(depth_mm, e, r, t_table, r_table, float(sc["highland_mev"]), float(sc["radiation_length_cm"]))
         sigma[k] = np.sqrt(s_air[k] ** 2 + mcs ** 2)
+    return ranges_cm, idd, sigma, s_air
+
+
+def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
+    """Tables of a proton machine from its JSON description (see the module docstring)."""
+    name = str(data["name"])
+    where = f"proton machine '{name}'"
+    er = data["energy_mev"]
+    e_min, e_max, e_step = float(er["min"]), float(er["max"]), float(er["step"])
+    if not (0 < e_min < e_max and e_step > 0):
+        raise MachineDataError(f"{where}: energy_mev needs 0 < min < max and step > 0")
+    energies = np.round(np.arange(e_min, e_max + 0.5 * e_step, e_step), 6)
+    table = data.get("table", {})
+    step = float(table.get("depth_step_mm", 0.5))
+    max_depth = float(table.get("max_depth_mm", 360.0))
+    depth_mm = step * np.arange(int(round(max_depth / step)) + 1)
+    ranges_cm, idd, sigma, s_air = _energy_tables(energies, depth_mm, data)
+    if ranges_cm[-1] * 10.0 > max_depth - 20.0:
+        raise MachineDataError(f"{where}: depth table ({max_depth} mm) must extend beyond the largest range")
     for label, arr in (("idd", idd), ("sigma", sigma)):
         arr.setflags(write=False)
         if not np.all(np.isfinite(arr)):

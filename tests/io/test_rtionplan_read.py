@@ -258,6 +258,33 @@ def test_a_range_shifter_of_unknown_thickness_on_a_machine_without_one_is_refuse
         _read(ds, machine=bare)
 
 
+def test_energies_off_the_machine_table_get_rows_of_the_same_model(pmachine):
+    from sfrt_engine.machines.proton import _energy_tables
+
+    assert pmachine.with_energies([120.0, 150.0]) is pmachine
+    plan = _read(plan_dataset([BeamSpec([square_layer(150.3, n=2), square_layer(120.0, n=2)])]))
+    m = plan.beams[0].machine
+    assert m is not pmachine and 150.3 in m.energies_mev and m.energies_mev.size == pmachine.energies_mev.size + 1
+    assert np.all(np.diff(m.energies_mev) > 0) and np.all(np.diff(m.range_mm) > 0)
+    k = m.energy_index(150.3)
+    assert pmachine.range_mm[pmachine.energy_index(150.0)] < m.range_mm[k] < pmachine.range_mm[
+        pmachine.energy_index(151.0)]
+    # the machine's own rows are untouched, and the model reproduces them (same code path as the build)
+    np.testing.assert_array_equal(m.idd_gy_mm2_per_gp[m.energy_index(151.0)],
+                                  pmachine.idd_gy_mm2_per_gp[pmachine.energy_index(151.0)])
+    depth = pmachine.depth_step_mm * np.arange(pmachine.idd_gy_mm2_per_gp.shape[1])
+    _, idd, sigma, _ = _energy_tables(np.array([150.0]), depth, pmachine.metadata)
+    np.testing.assert_allclose(idd[0], pmachine.idd_gy_mm2_per_gp[pmachine.energy_index(150.0)], rtol=1e-12)
+    np.testing.assert_allclose(sigma[0], pmachine.sigma_mm[pmachine.energy_index(150.0)], rtol=1e-12)
+    # the Bragg peak of the 150.3 MeV row lies between those of 150 and 151 MeV
+    peak = [depth[np.argmax(row)] for row in (pmachine.idd_gy_mm2_per_gp[pmachine.energy_index(150.0)],
+                                              m.idd_gy_mm2_per_gp[k],
+                                              pmachine.idd_gy_mm2_per_gp[pmachine.energy_index(151.0)])]
+    assert peak[0] <= peak[1] <= peak[2] and peak[0] < peak[2]
+    with pytest.raises(se.MachineDataError, match="250"):
+        pmachine.with_energies([250.0])
+
+
 def test_scanning_spot_size_replaces_the_machines_spot_size_in_air(pmachine):
     from sfrt_engine.io.rtionplan_read import FWHM_PER_SIGMA
 
@@ -293,9 +320,6 @@ def _bad(case: str):
     if case == "energy outside the machine":
         return plan_dataset([BeamSpec([square_layer(250.0, n=2)])]), patient, ["beam 1", "control point 0",
                                                                              "NominalBeamEnergy", "250"]
-    if case == "energy between the machine's energies":
-        return plan_dataset([BeamSpec([square_layer(120.5, n=2)])]), patient, ["beam 1", "control point 0",
-                                                                             "NominalBeamEnergy", "120.5"]
     if case == "non-monotonic cumulative meterset":
         ds = plan_dataset([BeamSpec(good)])
         ds.IonBeamSequence[0].IonControlPointSequence[2].CumulativeMetersetWeight = 1.0
@@ -345,8 +369,7 @@ def _bad(case: str):
     raise AssertionError(case)
 
 
-BAD_CASES = ["energy outside the machine", "energy between the machine's energies",
-             "non-monotonic cumulative meterset", "missing beam meterset", "frame of reference differs",
+BAD_CASES = ["energy outside the machine", "non-monotonic cumulative meterset", "missing beam meterset", "frame of reference differs",
              "isocentre outside the CT", "block", "compensator", "range modulator", "uniform scanning",
              "line scanning", "absent structure set", "carbon ions", "gantry moves",
              "weights disagree with the cumulative meterset", "spot map of the wrong length", "not an ion plan"]
