@@ -93,7 +93,7 @@ def test_import_export_import_is_bit_identical_in_the_control_points(case, tmp_p
 
 
 def test_a_foreign_plan_round_trips_bit_identically_after_its_first_import(tmp_path):
-    """Hexagonal spots, a range shifter and weights normalised to 1 (not MU), as other planning systems write."""
+    """Hexagonal spots, a range shifter, energies off the 1 MeV table and weights not in MU, as other systems write."""
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
@@ -112,6 +112,7 @@ def test_a_foreign_plan_round_trips_bit_identically_after_its_first_import(tmp_p
         w = rng.uniform(0.1, 1.0, 12) if k % 2 == 0 else np.zeros(12)
         cp.ScanSpotMetersetWeights = [float(np.float32(v)) for v in w]
         cp.CumulativeMetersetWeight = total
+        cp.NominalBeamEnergy = float(cp.NominalBeamEnergy) + 0.3  # off the machine's 1 MeV table
         total += float(np.sum(np.float32(w)))
     beam.FinalCumulativeMetersetWeight = total
     beam.NumberOfRangeShifters = 1
@@ -126,6 +127,7 @@ def test_a_foreign_plan_round_trips_bit_identically_after_its_first_import(tmp_p
     first = read_rtionplan(ds, patient)
     assert all(lay.range_shifter_mm == pytest.approx(37.3) for lay in first.beams[0].layers)
     assert first.beam_meterset_mu == (123.4,)
+    assert all(round(lay.energy_mev % 1.0, 6) == 0.3 for lay in first.beams[0].layers)
     second = read_rtionplan(pydicom.dcmread(write_rtionplan(tmp_path / "again.dcm", first.beams, patient,
                                                             plan_label="X", fractions=3)), patient)
     _assert_identical(first.beams, second.beams)
