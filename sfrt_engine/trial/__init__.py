@@ -21,5 +21,17 @@ from .choi import choi_timepoints
 from .measurements import COLUMNS, load_measurements, parse_measurements
 from .recist import recist_timepoints
 
-__all__ = ["Arms", "Assessment", "COLUMNS", "CRITERIA", "assess", "best_overall_response", "choi_timepoints",
-           "load_arms", "load_measurements", "parse_arms", "parse_measurements", "recist_timepoints"]
+__all__ = [
+           "COLUMNS",
+           "CRITERIA",
+           "Arms",
+           "Assessment",
+           "assess",
+           "best_overall_response",
+           "choi_timepoints",
+           "load_arms",
+           "load_measurements",
+           "parse_arms",
+           "parse_measurements",
+           "recist_timepoints",
+]

@@ -20,7 +20,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-__all__ = ["to_exact", "relative_change", "at_most", "at_least", "as_float"]
+__all__ = ["as_float", "at_least", "at_most", "relative_change", "to_exact"]
 
 
 def to_exact(value) -> Fraction | None:
@@ -35,13 +35,15 @@ def to_exact(value) -> Fraction | None:
     ------
     ValueError
         The value is not a finite number (the caller names the row).
+    TypeError
+        A truth value was given.
     """
     if value is None:
         return None
     if isinstance(value, Fraction):
         return value
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a truth value, not a number")
+        raise TypeError(f"{value!r} is a truth value, not a number")
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):

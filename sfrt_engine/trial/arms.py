@@ -14,7 +14,7 @@ from ..errors import TrialDataError
 from ._exact import to_exact
 from .measurements import _text, read_table
 
-__all__ = ["Arms", "load_arms", "parse_arms", "DEFAULT_EXPERIMENTAL_ARM"]
+__all__ = ["DEFAULT_EXPERIMENTAL_ARM", "Arms", "load_arms", "parse_arms"]
 
 DEFAULT_EXPERIMENTAL_ARM = "SFRT"
 

@@ -24,7 +24,7 @@ from .choi import choi_timepoints
 from .measurements import PatientMeasurements
 from .recist import recist_timepoints, target_sum_mm
 
-__all__ = ["Assessment", "assess", "CRITERIA"]
+__all__ = ["CRITERIA", "Assessment", "assess"]
 
 #: Response criteria and their column names.
 CRITERIA = ("recist", "choi", "mchoi")

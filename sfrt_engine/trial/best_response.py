@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["best_overall_response", "DEFAULT_MIN_SD_DAYS", "DEFAULT_CONFIRM_DAYS", "CATEGORIES"]
+__all__ = ["CATEGORIES", "DEFAULT_CONFIRM_DAYS", "DEFAULT_MIN_SD_DAYS", "best_overall_response"]
 
 #: Section 4.6.1: confirmation "no less than 4 weeks after the criteria for response are first met".
 DEFAULT_CONFIRM_DAYS = 28

@@ -39,7 +39,7 @@ from ._exact import at_least, at_most, relative_change
 from .measurements import PatientMeasurements, Visit
 from .recist import nontarget_status, target_sum_mm, targets_disappeared
 
-__all__ = ["ChoiTimePoint", "mean_density_hu", "choi_response", "choi_timepoints", "SIZE_PCT", "DENSITY_PCT"]
+__all__ = ["DENSITY_PCT", "SIZE_PCT", "ChoiTimePoint", "choi_response", "choi_timepoints", "mean_density_hu"]
 
 #: Choi et al. 2007, Table 3: 10 % change in size (decrease for PR, increase for PD).
 SIZE_PCT = 10

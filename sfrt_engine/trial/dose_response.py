@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import TrialDataError
 from .measurements import _text, read_table
 
-__all__ = ["METRICS", "load_dosimetry", "fit_logistic", "LogisticFit", "dose_response_table"]
+__all__ = ["METRICS", "LogisticFit", "dose_response_table", "fit_logistic", "load_dosimetry"]
 
 #: Metric column -> (label for plots, path in a report.json arm entry).
 METRICS = {
@@ -201,7 +201,8 @@ def fit_logistic(x, y, metric: str = "dose", alpha: float = 0.05) -> LogisticFit
         warnings.simplefilter("error")
         try:
             res = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(disp=0, maxiter=200)
-        except Exception as exc:  # statsmodels raises or warns on separation and non-convergence
+        except (Warning, ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+            # statsmodels warns (here: raises) on separation and non-convergence; a singular Hessian raises
             raise TrialDataError(f"dose-response on {metric}: the logistic fit failed ({type(exc).__name__}: {exc}); "
                                  f"responses may be perfectly separated by the dose, so no finite estimate exists; "
                                  f"fix: report the data descriptively, or pool more patients") from None

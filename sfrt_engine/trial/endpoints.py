@@ -27,8 +27,14 @@ import math
 
 from .assessment import CRITERIA, Assessment
 
-__all__ = ["DEFAULT_TIMES_MONTHS", "DEFAULT_WINDOW_DAYS", "DAYS_PER_MONTH", "clopper_pearson", "compare_proportions",
-           "orr_tables"]
+__all__ = [
+    "DAYS_PER_MONTH",
+    "DEFAULT_TIMES_MONTHS",
+    "DEFAULT_WINDOW_DAYS",
+    "clopper_pearson",
+    "compare_proportions",
+    "orr_tables",
+]
 
 #: Protocol assessment times [months].
 DEFAULT_TIMES_MONTHS = (3, 6, 9, 12)

@@ -37,7 +37,7 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["N_PATIENTS", "SEED", "generate_cohort", "write_example", "TOXICITY_GRADE_PROBABILITIES"]
+__all__ = ["N_PATIENTS", "SEED", "TOXICITY_GRADE_PROBABILITIES", "generate_cohort", "write_example"]
 
 N_PATIENTS = 106
 SEED = 20250611

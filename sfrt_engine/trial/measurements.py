@@ -23,6 +23,7 @@ patient, lesion and visit, and the fix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,8 +32,15 @@ from ..errors import TrialDataError
 from ._exact import to_exact
 from .targets import select_targets
 
-__all__ = ["COLUMNS", "Lesion", "Visit", "PatientMeasurements", "read_table", "load_measurements",
-           "parse_measurements"]
+__all__ = [
+    "COLUMNS",
+    "Lesion",
+    "PatientMeasurements",
+    "Visit",
+    "load_measurements",
+    "parse_measurements",
+    "read_table",
+]
 
 #: Required columns of the measurement table.
 COLUMNS = ("patient_id", "lesion_id", "visit_day", "organ", "is_target", "is_node", "diameter_mm", "density_hu",
@@ -102,7 +110,7 @@ def _bool(value, column, where) -> bool:
         if isinstance(value, bool):
             return value
     text = "" if value is None else str(value).strip().lower()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         text = ""
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
@@ -115,7 +123,7 @@ def _bool(value, column, where) -> bool:
 
 
 def _text(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -191,7 +199,7 @@ def parse_measurements(table, select: str | None = None) -> dict[str, PatientMea
         day_text = _text(rec["visit_day"])
         try:
             day_exact = to_exact(day_text)
-        except ValueError:
+        except (TypeError, ValueError):
             day_exact = "bad"
         if day_exact is None or day_exact == "bad" or day_exact.denominator != 1:
             raise TrialDataError(f"{_where(pid, lid)}: visit_day is {day_text!r}; expected whole days from the "
@@ -203,11 +211,11 @@ def parse_measurements(table, select: str | None = None) -> dict[str, PatientMea
                                  f"baseline scan, or make the earliest scan the baseline")
         try:
             diameter = to_exact(rec["diameter_mm"])
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise TrialDataError(f"{where}: diameter_mm {exc}; expected a length in mm") from None
         try:
             density = to_exact(rec["density_hu"])
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise TrialDataError(f"{where}: density_hu {exc}; expected a mean CT number in HU or an empty "
                                  f"cell") from None
         if diameter is not None and diameter < 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["save_waterfall", "save_spider", "save_km", "save_dose_response", "BOR_COLOURS"]
+__all__ = ["BOR_COLOURS", "save_dose_response", "save_km", "save_spider", "save_waterfall"]
 
 #: Colour per best overall response (colour-blind-safe Okabe-Ito palette).
 BOR_COLOURS = {"CR": "#009E73", "PR": "#56B4E9", "SD": "#999999", "PD": "#D55E00", "NE": "#E69F00"}

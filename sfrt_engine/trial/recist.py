@@ -25,8 +25,20 @@ from fractions import Fraction
 from ._exact import at_most, relative_change
 from .measurements import PatientMeasurements, Visit
 
-__all__ = ["TimePoint", "target_sum_mm", "target_response", "nontarget_status", "overall_response",
-           "recist_timepoints", "is_progression", "targets_disappeared", "PR_DECREASE_PCT", "PD_INCREASE_PCT", "PD_ABSOLUTE_MM", "NODE_NORMAL_MM"]
+__all__ = [
+    "NODE_NORMAL_MM",
+    "PD_ABSOLUTE_MM",
+    "PD_INCREASE_PCT",
+    "PR_DECREASE_PCT",
+    "TimePoint",
+    "is_progression",
+    "nontarget_status",
+    "overall_response",
+    "recist_timepoints",
+    "target_response",
+    "target_sum_mm",
+    "targets_disappeared",
+]
 
 #: Section 4.3.1: PR is a decrease of at least 30 % in the sum of diameters (reference: baseline sum).
 PR_DECREASE_PCT = -30

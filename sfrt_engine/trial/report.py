@@ -25,7 +25,7 @@ from .best_response import DEFAULT_CONFIRM_DAYS, DEFAULT_MIN_SD_DAYS
 from .endpoints import DEFAULT_TIMES_MONTHS, DEFAULT_WINDOW_DAYS, orr_tables
 from .measurements import load_measurements
 
-__all__ = ["ResponseReport", "write_response_report", "format_endpoint_table"]
+__all__ = ["ResponseReport", "format_endpoint_table", "write_response_report"]
 
 
 @dataclass

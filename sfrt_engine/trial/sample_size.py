@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["SampleSize", "sample_size", "rejection_region", "power_exact", "power_monte_carlo", "TESTS"]
+__all__ = ["TESTS", "SampleSize", "power_exact", "power_monte_carlo", "rejection_region", "sample_size"]
 
 #: Tests for the power checks.
 TESTS = ("chi2_yates", "fisher")
@@ -139,9 +139,8 @@ def rejection_region(n_control: int, n_experimental: int, alpha: float = 0.05, o
 def power_exact(n_per_arm: int, p_control: float, p_experimental: float, alpha: float = 0.05,
                 one_sided: bool = True, test: str = "chi2_yates") -> float:
     """Exact power: the binomial probability of the rejection region."""
-    from scipy.stats import binom
-
     import numpy as np
+    from scipy.stats import binom
 
     reject = rejection_region(n_per_arm, n_per_arm, alpha, one_sided, test)
     k = np.arange(n_per_arm + 1)

@@ -20,7 +20,7 @@ import math
 
 from .assessment import Assessment
 
-__all__ = ["LOCAL_CONTROL_DAYS", "survival_tables", "fit_km"]
+__all__ = ["LOCAL_CONTROL_DAYS", "fit_km", "survival_tables"]
 
 #: 1-year local control [days].
 LOCAL_CONTROL_DAYS = 365

@@ -20,7 +20,7 @@ from .arms import Arms
 from .endpoints import clopper_pearson
 from .measurements import _text, read_table
 
-__all__ = ["load_toxicity", "parse_toxicity", "toxicity_table", "GRADES"]
+__all__ = ["GRADES", "load_toxicity", "parse_toxicity", "toxicity_table"]
 
 GRADES = (0, 1, 2, 3, 4, 5)
 
