@@ -212,12 +212,13 @@ def parse_measurements(table, select: str | None = None) -> dict[str, PatientMea
         try:
             diameter = to_exact(rec["diameter_mm"])
         except (TypeError, ValueError) as exc:
-            raise TrialDataError(f"{where}: diameter_mm {exc}; expected a length in mm") from None
+            raise TrialDataError(f"{where}: diameter_mm {exc}; expected a length in mm; fix: write the measured "
+                                 f"diameter as a number") from None
         try:
             density = to_exact(rec["density_hu"])
         except (TypeError, ValueError) as exc:
-            raise TrialDataError(f"{where}: density_hu {exc}; expected a mean CT number in HU or an empty "
-                                 f"cell") from None
+            raise TrialDataError(f"{where}: density_hu {exc}; expected a mean CT number in HU; fix: write the "
+                                 f"number, or leave the cell empty where Choi is not assessed") from None
         if diameter is not None and diameter < 0:
             raise TrialDataError(f"{where}: diameter_mm is {float(diameter):g}; expected a length >= 0 mm; fix: "
                                  f"correct the measurement (0 for a lesion that has disappeared)")
