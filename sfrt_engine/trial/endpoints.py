@@ -80,9 +80,9 @@ def compare_proportions(x_exp: int, n_exp: int, x_ctl: int, n_ctl: int, alpha: f
                                            alpha=alpha)
     out["diff_ci_low"], out["diff_ci_high"] = float(low), float(high)
     table = [[x_exp, n_exp - x_exp], [x_ctl, n_ctl - x_ctl]]
-    out["fisher_p_one_sided"] = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    out["fisher_p_one_sided"] = float(stats.fisher_exact(table, alternative="greater")[1])
     if min(x_exp + x_ctl, n_exp + n_ctl - x_exp - x_ctl) > 0:
-        chi2 = float(stats.chi2_contingency(table, correction=True).statistic)
+        chi2 = float(stats.chi2_contingency(table, correction=True)[0])
         out["chi2_yates"] = chi2
         out["chi2_p_one_sided"] = float(stats.norm.sf(math.copysign(math.sqrt(chi2), diff)))
     return out

@@ -92,7 +92,7 @@ def test_kaplan_meier_and_log_rank_by_hand():
     crt = table[(table.endpoint == "local_control") & (table.arm == "CRT")].iloc[0]
     assert crt["at_1y"] == pytest.approx(0.8 * 0.75 * (2 / 3))
     # log-rank: sum over event times of observed - expected in SFRT and the hypergeometric variance
-    all_t = sorted(set(t for t, e in zip(times, events) if e))
+    all_t = sorted({t for t, e in zip(times, events) if e})
     o_minus_e = var = 0.0
     for t in all_t:
         at_risk = [(a, tt) for a, tt in zip(arms, times) if tt >= t]
@@ -115,7 +115,7 @@ def test_toxicity_maximum_grade_and_rate(arms_frame):
     assert (skin["grade_0"], skin["grade_3"], skin["grade3plus"], skin["n"]) == (1, 1, 1, 2)
     assert table.loc[("any", "SFRT"), "grade_2"] == 1 and table.loc[("any", "CRT"), "grade_4"] == 1
     assert table.loc[("fatigue", "CRT"), "grade_0"] == 2
-    low, high = clopper_pearson(1, 2)
+    low, _high = clopper_pearson(1, 2)
     assert table.loc[("any", "CRT"), "ci_low"] == pytest.approx(low)
 
 

@@ -73,10 +73,10 @@ def test_monte_carlo_power_agrees_with_exact_and_is_seeded():
     assert power_exact(39, 0.15, 0.40) < exact          # the uncorrected size is short of it
 
 
-@pytest.mark.parametrize("kwargs", [dict(p_control=0.0), dict(p_experimental=1.2), dict(p_experimental=0.15),
-                                    dict(alpha=0.7), dict(power=1.0), dict(dropout=1.0)])
+@pytest.mark.parametrize("kwargs", [{"p_control": 0.0}, {"p_experimental": 1.2}, {"p_experimental": 0.15},
+                                    {"alpha": 0.7}, {"power": 1.0}, {"dropout": 1.0}])
 def test_bad_arguments(kwargs):
-    args = dict(p_control=0.15, p_experimental=0.40, alpha=0.05, power=0.8, dropout=0.0)
+    args = {"p_control": 0.15, "p_experimental": 0.40, "alpha": 0.05, "power": 0.8, "dropout": 0.0}
     args.update(kwargs)
     with pytest.raises(ValueError):
         sample_size(**args)
