@@ -71,7 +71,8 @@ def cmd_response(args: argparse.Namespace) -> int:
 
     report = write_response_report(
         args.measurements, args.arms, args.out, experimental_arm=args.experimental_arm,
-        select_targets=args.select_targets, confirm=args.confirm, times_months=_times(args.times),
+        select_targets=args.select_targets, confirm=args.confirm, confirm_days=args.confirm_days,
+        min_sd_days=args.min_sd_days, times_months=_times(args.times),
         window_days=args.window_days, toxicity=args.toxicity, dosimetry=args.dosimetry or (),
         dosimetry_filters=_filters(args.dosimetry_filter), dose_criterion=args.dose_criterion,
         plots=not args.no_plots)
@@ -127,7 +128,9 @@ def register(sub) -> None:
     r.add_argument("--experimental-arm", default="SFRT", help="name of the experimental arm (default SFRT)")
     r.add_argument("--select-targets", choices=("largest",), default=None,
                    help="with more than 5 targets (2 per organ): keep the largest (default: error)")
-    r.add_argument("--confirm", action="store_true", help="require confirmation of CR/PR (>= 28 days later)")
+    r.add_argument("--confirm", action="store_true", help="require confirmation of CR/PR (RECIST 1.1 Table 3)")
+    r.add_argument("--confirm-days", type=int, default=28, help="days to a confirming scan (default 28)")
+    r.add_argument("--min-sd-days", type=int, default=42, help="minimum days from baseline for SD (default 42)")
     r.add_argument("--times", default="3,6,9,12", help="ORR assessment times in months (default 3,6,9,12)")
     r.add_argument("--window-days", type=float, default=30.0, help="visit window around each time (default 30)")
     r.add_argument("--toxicity", default=None, help="CTCAE v5.0 table (patient_id, category, grade)")

@@ -45,7 +45,7 @@ METRICS = {
 
 
 def _from_report(spec: str, arms) -> list[dict]:
-    pid, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+    pid, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:

@@ -45,8 +45,7 @@ def test_example_then_response_writes_the_report(tmp_path, capsys):
     assert "SYNTHETIC" in (ex / "README.md").read_text() and "SYNTHETIC" in capsys.readouterr().out
     out = tmp_path / "results"
     rc = main(["trial", "response", str(ex / "measurements.csv"), "--arms", str(ex / "arms.csv"), "--out", str(out),
-               "--toxicity", str(ex / "toxicity.csv"), "--dosimetry", str(ex / "dosimetry.parquet"),
-               "--dosimetry-filter", "vertex_dose_gy=12"])
+               "--toxicity", str(ex / "toxicity.csv"), "--dosimetry", str(ex / "dosimetry.parquet")])
     printed = capsys.readouterr().out
     assert rc == 0 and "recist    best" in printed and "local_control" in printed
     names = {p.name for p in out.iterdir()}
@@ -59,6 +58,7 @@ def test_example_then_response_writes_the_report(tmp_path, capsys):
     endpoints = json.loads((out / "endpoints.json").read_text())
     best = [r for r in endpoints["orr"] if r["criterion"] == "recist" and r["timepoint"] == "best"]
     assert sum(r["n"] for r in best) == 106
+    assert {r["metric"]: r["n"] for r in endpoints["dose_response"]}["geud_gy"] == 106   # each patient's own arm
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporary folder left behind
 
 
@@ -90,3 +90,19 @@ def test_patient_missing_from_arms_exits_2(tmp_path, capsys, table, arms_frame):
     err = capsys.readouterr().err
     assert rc == 2 and "patient 'P2'" in err and "not in the arms table" in err
     assert not (tmp_path / "res").exists()
+
+
+def test_result_folder_is_replaced_as_a_whole(tmp_path):
+    from sfrt_engine.trial._output import atomic_folder
+
+    out = tmp_path / "res"
+    with atomic_folder(out) as tmp:
+        (tmp / "a.csv").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(out) as tmp:
+        (tmp / "a.csv").write_text("new, half-written")
+        raise RuntimeError("a failure while writing")
+    assert (out / "a.csv").read_text() == "old"
+    with atomic_folder(out) as tmp:
+        (tmp / "b.csv").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["b.csv", "manifest.json"]   # nothing of the old set left
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
