@@ -6,8 +6,9 @@ manifest of SHA-256 hashes, DESIGN 8):
 - ``per_visit.csv``: response by RECIST 1.1, Choi and modified Choi at every visit;
 - ``per_patient.csv``: best overall responses, best change in size, event times;
 - ``orr.csv``, ``orr_comparison.csv``: ORR per criterion, time point and arm, and the arm
-  comparison; ``survival.csv``: local control and PFS; ``toxicity.csv`` (with a toxicity
-  table); ``dose_response.csv`` (with dosimetry);
+  comparison; ``survival.csv``: local control and PFS; ``toxicity.csv`` and
+  ``toxicity_per_patient.csv`` (with a toxicity table); ``dose_response.csv`` and
+  ``dose_response_data.csv`` (with dosimetry);
 - ``endpoints.json``: all the tables above and the settings;
 - ``waterfall.png``, ``spider.png``, ``km.png``, ``dose_response.png`` (with dosimetry).
 """
@@ -94,11 +95,12 @@ def write_response_report(measurements, arms, out, experimental_arm: str = DEFAU
     result = assess(meas, arm_table, confirm, confirm_days, min_sd_days)
     orr, comparison = orr_tables(result, times_months, window_days)
     surv, fits = survival_tables(result)
-    tox = None
+    tox = tox_patients = None
     if toxicity:
-        from .toxicity import load_toxicity, toxicity_table
+        from .toxicity import load_toxicity, toxicity_per_patient, toxicity_table
 
-        tox = toxicity_table(load_toxicity(toxicity, arm_table), arm_table)
+        worst = load_toxicity(toxicity, arm_table)
+        tox, tox_patients = toxicity_table(worst, arm_table), toxicity_per_patient(worst, arm_table)
     dose_table = joined = dose_fits = None
     if dosimetry:
         from .dose_response import dose_response_table, load_dosimetry
@@ -118,6 +120,7 @@ def write_response_report(measurements, arms, out, experimental_arm: str = DEFAU
         surv.to_csv(tmp / "survival.csv", index=False)
         if tox is not None:
             tox.to_csv(tmp / "toxicity.csv", index=False)
+            tox_patients.to_csv(tmp / "toxicity_per_patient.csv", index=False)
         if dose_table is not None:
             dose_table.to_csv(tmp / "dose_response.csv", index=False)
             joined.to_csv(tmp / "dose_response_data.csv", index=False)

@@ -20,7 +20,7 @@ from .arms import Arms
 from .endpoints import clopper_pearson
 from .measurements import _text, read_table
 
-__all__ = ["GRADES", "load_toxicity", "parse_toxicity", "toxicity_table"]
+__all__ = ["GRADES", "load_toxicity", "parse_toxicity", "toxicity_per_patient", "toxicity_table"]
 
 GRADES = (0, 1, 2, 3, 4, 5)
 
@@ -57,6 +57,24 @@ def parse_toxicity(table, arms: Arms) -> dict[tuple[str, str], int]:
                                  f"CTCAE v5.0 grade 0-5; fix: correct the grade")
         worst[(pid, cat)] = max(worst.get((pid, cat), 0), int(grade))
     return worst
+
+
+def toxicity_per_patient(worst: dict[tuple[str, str], int], arms: Arms):
+    """Maximum grade per randomised patient and category (0 where none was recorded), with the arm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        patient_id, arm, then one column per category and ``any`` (the worst over categories).
+    """
+    import pandas as pd
+
+    categories = sorted({c for _, c in worst})
+    rows = []
+    for pid, arm in arms.arm.items():
+        grades = {cat: worst.get((pid, cat), 0) for cat in categories}
+        rows.append({"patient_id": pid, "arm": arm, **grades, "any": max(grades.values(), default=0)})
+    return pd.DataFrame(rows)
 
 
 def toxicity_table(worst: dict[tuple[str, str], int], arms: Arms, alpha: float = 0.05):

@@ -50,6 +50,7 @@ def test_example_then_response_writes_the_report(tmp_path, capsys):
     assert rc == 0 and "recist    best" in printed and "local_control" in printed
     names = {p.name for p in out.iterdir()}
     assert {"per_visit.csv", "per_patient.csv", "orr.csv", "orr_comparison.csv", "survival.csv", "toxicity.csv",
+            "toxicity_per_patient.csv",
             "dose_response.csv", "endpoints.json", "waterfall.png", "spider.png", "km.png", "dose_response.png",
             "manifest.json"} <= names
     manifest = json.loads((out / "manifest.json").read_text())["files"]

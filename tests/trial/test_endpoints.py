@@ -12,7 +12,7 @@ from sfrt_engine.trial.arms import Arms
 from sfrt_engine.trial.assessment import Assessment
 from sfrt_engine.trial.endpoints import clopper_pearson, compare_proportions, orr_tables
 from sfrt_engine.trial.survival import survival_tables
-from sfrt_engine.trial.toxicity import parse_toxicity, toxicity_table
+from sfrt_engine.trial.toxicity import parse_toxicity, toxicity_per_patient, toxicity_table
 
 
 def _binom_tail_ge(x, n, p):
@@ -117,6 +117,9 @@ def test_toxicity_maximum_grade_and_rate(arms_frame):
     assert table.loc[("fatigue", "CRT"), "grade_0"] == 2
     low, _high = clopper_pearson(1, 2)
     assert table.loc[("any", "CRT"), "ci_low"] == pytest.approx(low)
+    per = toxicity_per_patient(parse_toxicity(events, arms), arms).set_index("patient_id")
+    assert per.loc["A", "skin"] == 3 and per.loc["A", "fatigue"] == 0 and per.loc["D", "any"] == 0
+    assert per.loc["C", "arm"] == "CRT"
 
 
 @pytest.mark.parametrize(("patient", "grade", "words"), [("Z", "2", "not in the arms table"),
