@@ -20,6 +20,8 @@ from .plan.components import Component, boost_component, crt_component
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, Schedule, crt_schedule, sfrt_schedule
 from .plan.techniques import get_technique
 from .plan.vertices import VertexLattice, place_vertices
+from .rbe import dose_name, dose_quantity, dose_unit
+from .reporting import resolved_alpha_beta, structure_volumes, vertex_dose_meaning
 
 __all__ = ["ComparisonSettings", "Prepared", "Comparison", "prepare", "arm_schedule", "evaluate_arm",
            "run_comparison"]
@@ -142,12 +144,22 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
     metrics["geud_gy"] = geud(biol, patient.structures[target], a)
     metrics["eqd2"] = sfrt_metrics(biol, patient.structures, target)
     metrics["definitions"] = {
-        "basis": "cumulative physical dose; geud_gy and the 'eqd2' entries on cumulative EQD2",
+        "basis": f"cumulative {dose_name(prepared.components['CRT'].rbe)}; geud_gy and the 'eqd2' entries on "
+                 "cumulative EQD2",
         "peak_gy": "mean over VERTICES", "valley_gy": "mean over VALLEY", "pvdr": "peak_gy / valley_gy",
         "d10_d90": f"{target} D10 / D90", "gtv_d50_gy": f"{target} D50", "geud_a": a,
     }
     entry = {"schedule": schedule.to_dict(), "structures": structures, "sfrt_metrics": metrics}
     return phys, biol, entry
+
+
+def _applied(prepared: Prepared) -> dict:
+    """Report settings saying which dose quantity was used and what the vertex dose means."""
+    rbe = prepared.components["CRT"].rbe
+    s = prepared.settings
+    return {"dose_quantity": dose_quantity(rbe),
+            "vertex_dose_meaning": vertex_dose_meaning(s.boost_mode, s.vertex_dose_gy, prepared.crt_vertex_mean_gy(),
+                                                       dose_unit(rbe))}
 
 
 def run_comparison(patient: Patient | None = None, settings: ComparisonSettings | None = None,
@@ -193,16 +205,15 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         schedules[arm] = arm_schedule(prepared, arm, settings.crt_fractions, settings.vertex_sessions,
                                    settings.vertex_dose_gy, settings.boost_mode)
         physical[arm], biological[arm], arms[arm] = evaluate_arm(prepared, schedules[arm], ab_map)
-    ab_used = {n: float(np.unique(ab_map[patient.structures[n]])[0]) for n in DEFAULT_PRECEDENCE
-               if n in patient.structures and patient.structures[n].any()
-               and np.unique(ab_map[patient.structures[n]]).size == 1}
     report = {
         "settings": dict(settings.to_dict(), engine_version=__version__, boost_mode=settings.boost_mode,
                          technique_details=prepared.technique, alpha_beta_precedence=list(DEFAULT_PRECEDENCE),
-                         alpha_beta_resolved_gy=ab_used, patient=patient.name,
-                         grid=patient.grid.to_dict(), backend_used=prepared.components["CRT"].backend),
+                         alpha_beta_resolved_gy=resolved_alpha_beta(patient, ab_map), patient=patient.name,
+                         grid=patient.grid.to_dict(), backend_used=prepared.components["CRT"].backend,
+                         **_applied(prepared)),
+        "structures": structure_volumes(patient),
         "vertices": prepared.vertices.to_dict(),
-        "components": {name: {"unit": c.unit, "beams": len(c.beams), "beamlets": c.n_beamlets,
+        "components": {name: {"unit": c.unit, "beams": len(c.beams), "beamlets": c.n_beamlets, "rbe": c.rbe,
                               "seconds": round(c.seconds, 3)} for name, c in prepared.components.items()},
         "arms": arms,
     }
