@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["TABLE_STRUCTURES", "print_arm_table", "register"]
 
 
@@ -25,14 +23,20 @@ TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL
 
 
 def print_arm_table(report: dict, out=None) -> None:
-    """Per-arm table of cumulative physical dose and EQD2, then the SFRT metrics."""
+    """Per-arm table of structure volume [cc], cumulative dose (RBE-weighted for protons) and EQD2, then the
+    SFRT metrics."""
     arms = report["arms"]
-    print(f"\n{'':14s}" + "".join(f"{arm + ' phys [Gy]':>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
-    print(f"{'structure':14s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms), file=out)
+    volumes = report.get("structures", {})
+    unit = report.get("settings", {}).get("dose_quantity", {}).get("unit", "Gy")
+    dose = "phys [Gy]" if unit == "Gy" else f"RBE [{unit}]"
+    print(f"\n{'':23s}" + "".join(f"{arm + ' ' + dose:>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
+    print(f"{'structure':14s}{'vol [cc]':>9s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms),
+          file=out)
     for name in TABLE_STRUCTURES:
         if name not in next(iter(arms.values()))["structures"]:
             continue
-        row = f"{name:14s}"
+        volume = volumes.get(name, {}).get("volume_cc")
+        row = f"{name:14s}" + (f"{volume:9.1f}" if volume is not None else f"{'':9s}")
         for arm in arms.values():
             for kind in ("physical", "eqd2"):
                 st = arm["structures"][name][kind]
@@ -52,7 +56,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..biology import parse_alpha_beta
     from ..cases import prepare_dicom_case
     from ..compare import ComparisonSettings, run_comparison
-    from ..plotting import save_arm_slices, save_histograms
+    from ..plotting import save_comparison_figures
+    from ._summary import print_applied
 
     avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
     if (args.crt_plan or args.boost_plan) and not args.dicom:
@@ -89,15 +94,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     progress("writing report and plots")
     _write_json(out / "report.json", report)
     vertices = result.prepared.vertices
-    z_counts = [np.sum(np.abs(vertices.centers_xyz_mm[:, 2] - z) < 1e-6) for z in vertices.centers_xyz_mm[:, 2]]
-    z_best = float(vertices.centers_xyz_mm[int(np.argmax(z_counts)), 2])
-    iz = int(np.argmin(np.abs(patient.grid.axis_mm("z") - z_best)))
     mode = settings.boost_mode
-    slices = save_arm_slices(out / "eqd2_axial.png", result.eqd2_gy, patient, iz, vertices.centers_xyz_mm,
-                             vertices.radius_mm, title=f"cumulative EQD2, boost mode '{mode}', "
-                             f"{int(max(z_counts))} vertices in this slice")
-    hist = save_histograms(out / "histograms.png", result.physical_gy, result.eqd2_gy, patient,
-                           title=f"SFRT vs CRT ({settings.technique}, boost mode '{mode}')")
+    figures = save_comparison_figures(out, result, args.plots)
     exported = None
     if args.export_dicom:
         progress("exporting RTDOSE, RTSTRUCT and HDF5")
@@ -112,12 +110,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} Gy; SFRT arm: same CRT + "
           f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
           f"{sfrt['n_sessions']} sessions")
+    print_applied(report)
     print_arm_table(report)
-    print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
+    print(f"\nwrote {', '.join(str(f) for f in [out / 'report.json', *figures])}  ({result.seconds:.1f} s)")
     if exported:
         files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
         print("exported " + ", ".join(str(f) for f in files if f))
     return 0
+
+
+def _plots(text: str) -> tuple[str, ...]:
+    from ..plotting import parse_plots
+
+    try:
+        return parse_plots(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:
@@ -146,6 +154,9 @@ def register(sub) -> None:
                    help="structures the vertices keep away from (default FEMUR SKIN on the phantom, none on DICOM)")
     p.add_argument("--export-dicom", action="store_true",
                    help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
+    p.add_argument("--plots", default="all", type=_plots, metavar="LIST",
+                   help="figures to write: all, none, or a comma-separated list of dose, eqd2, difference, "
+                        "profile, dvh (default all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--crt-plan", default=None, metavar="RP.dcm",
                    help="RT Plan or RT Ion Plan of the CRT arm (needs --dicom): one fraction as planned replaces "
