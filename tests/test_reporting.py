@@ -7,8 +7,12 @@ import pytest
 
 import sfrt_engine as se
 from sfrt_engine.biology import alpha_beta_map
-from sfrt_engine.reporting import (describe_resolved_alpha_beta, resolved_alpha_beta, structure_volumes,
-                                   vertex_dose_meaning)
+from sfrt_engine.reporting import (
+    describe_resolved_alpha_beta,
+    resolved_alpha_beta,
+    structure_volumes,
+    vertex_dose_meaning,
+)
 
 
 @pytest.fixture
