@@ -38,8 +38,9 @@ def default_run(tmp_path_factory):
 def test_compare_writes_report_and_plots(default_run):
     code, out, _, stderr = default_run
     assert code == 0, stderr
-    assert sorted(p.name for p in out.iterdir()) == ["eqd2_axial.png", "histograms.png", "report.json"]
-    for name in ("eqd2_axial.png", "histograms.png"):
+    figures = ["dose_views.png", "eqd2_difference.png", "eqd2_views.png", "histograms.png", "profile.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*figures, "report.json"])
+    for name in figures:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name  # a real figure, not a stub
     report = json.loads((out / "report.json").read_text())

@@ -29,7 +29,7 @@ def print_arm_table(report: dict, out=None) -> None:
     volumes = report.get("structures", {})
     unit = report.get("settings", {}).get("dose_quantity", {}).get("unit", "Gy")
     dose = "phys [Gy]" if unit == "Gy" else f"RBE [{unit}]"
-    print(f"\n{'':23s}" + "".join(f"{arm + ' ' + dose:>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
+    print(f"\n{'':23s}" + "".join(f"{arm + ' ' + dose:>26s}{arm + f' EQD2 [{unit}]':>26s}" for arm in arms), file=out)
     print(f"{'structure':14s}{'vol [cc]':>9s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms),
           file=out)
     for name in TABLE_STRUCTURES:
@@ -107,8 +107,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f" | boost mode '{mode}'")
     print(f"vertices: {vertices.count} x {vertices.diameter_mm:g} mm on a {vertices.lattice} lattice "
           f"({vertices.spacing_mm:g} mm) in {settings.target}")
-    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} Gy; SFRT arm: same CRT + "
-          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
+    unit = report["settings"]["dose_quantity"]["unit"]
+    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} {unit}; SFRT arm: same CRT + "
+          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} {unit} ({mode}), "
           f"{sfrt['n_sessions']} sessions")
     print_applied(report)
     print_arm_table(report)

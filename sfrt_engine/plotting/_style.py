@@ -87,7 +87,7 @@ class FigureLabels:
 
     def title(self, what: str) -> str:
         """Figure title: ``what``, the run's context, and OFF PROTOCOL where it applies."""
-        text = f"{what} ({self.context})" if self.context else what
+        text = f"{what}\n{self.context}" if self.context else what
         return f"OFF PROTOCOL (research settings): {text}" if self.off_protocol else text
 
     def suptitle(self, fig, what: str) -> None:
