@@ -166,10 +166,10 @@ def test_the_layout_check_finds_overlapping_and_cut_off_text():
 
 
 CASES = {
-    "phantom_imrt_off_protocol": dict(technique="imrt", off_protocol=True),
-    "phantom_vmat": dict(technique="vmat"),
-    "phantom_impt": dict(technique="impt"),
-    "dicom_imrt": dict(technique="imrt", dicom=True),
+    "phantom_imrt_off_protocol": {"technique": "imrt", "off_protocol": True},
+    "phantom_vmat": {"technique": "vmat"},
+    "phantom_impt": {"technique": "impt"},
+    "dicom_imrt": {"technique": "imrt", "dicom": True},
 }
 
 
