@@ -47,7 +47,8 @@ def _dose_labels(arm: str, boost_mode: str, rbe: float) -> tuple[str, str, str]:
 def _eqd2_labels(arm: str, boost_mode: str, rbe: float, alpha_beta: str) -> tuple[str, str, str]:
     """(DoseType, description, SeriesDescription) of an arm's cumulative EQD2."""
     basis = "" if rbe == 1.0 else f" of the RBE-weighted dose (RBE {rbe:g})"
-    series = f"{arm} EQD2 ({boost_mode})" + ("" if rbe == 1.0 else f" RBE {rbe:g}")
+    series = (f"{arm} EQD2 [Gy], boost {boost_mode}" if rbe == 1.0
+              else f"{arm} EQD2 [Gy(RBE)], boost {boost_mode}, RBE {rbe:g}")
     return ("EFFECTIVE", f"{arm} EQD2{basis}, vertex boost {boost_mode}; alpha/beta {alpha_beta}", series)
 
 

@@ -96,8 +96,8 @@ def test_rtdose_files_of_a_run_are_distinct_series(small_run, tmp_path):
     series = [pydicom.dcmread(p) for p in written["rtdose"]]
     assert [int(ds.SeriesNumber) for ds in series] == [101, 102, 103, 104]
     assert len({ds.SeriesInstanceUID for ds in series}) == 4
-    assert [ds.SeriesDescription for ds in series] == ["CRT physical dose [Gy]", "CRT EQD2 (integrated)",
-                                                      "SFRT physical dose [Gy]", "SFRT EQD2 (integrated)"]
+    assert [ds.SeriesDescription for ds in series] == ["CRT physical dose [Gy]", "CRT EQD2 [Gy], boost integrated",
+                                                      "SFRT physical dose [Gy]", "SFRT EQD2 [Gy], boost integrated"]
 
 
 def test_proton_rtdose_states_the_rbe(small_run, tmp_path):
@@ -111,6 +111,6 @@ def test_proton_rtdose_states_the_rbe(small_run, tmp_path):
     assert rbe.DoseType == "EFFECTIVE" and rbe.SeriesDescription == "SFRT RBE-weighted dose, RBE 1.1 [Gy(RBE)]"
     assert "physical dose x 1.1" in rbe.ImageComments and "ICRU Report 78" in rbe.ImageComments
     eqd2 = pydicom.dcmread(written["rtdose"][3])
-    assert eqd2.SeriesDescription == "SFRT EQD2 (integrated) RBE 1.1"
+    assert eqd2.SeriesDescription == "SFRT EQD2 [Gy(RBE)], boost integrated, RBE 1.1"
     assert "EQD2 of the RBE-weighted dose (RBE 1.1)" in eqd2.ImageComments
     assert len({pydicom.dcmread(p).SeriesDescription for p in written["rtdose"]}) == 4
