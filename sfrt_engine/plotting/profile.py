@@ -62,6 +62,11 @@ def figure_profile(physical_by_arm: Mapping[str, np.ndarray], eqd2_by_arm: Mappi
             if d2 > 0:
                 chords.append((cx - np.sqrt(d2), cx + np.sqrt(d2)))
     gtv = _spans(patient.structures[target][z_index, y_index], x, half) if target in patient.structures else []
+    # dose in the air around the patient means nothing clinically: the curves stop at BODY
+    inside = patient.structures["BODY"][z_index, y_index] if "BODY" in patient.structures else np.ones(x.size, bool)
+    if not inside.any():
+        inside = np.ones(x.size, bool)
+    lo_x, hi_x = float(x[inside].min() - half), float(x[inside].max() + half)
     for ax, by_arm, label in ((axes[0], physical_by_arm, labels.dose), (axes[1], eqd2_by_arm, labels.eqd2)):
         for lo, hi in chords:
             ax.axvspan(lo, hi, color="#bbbbbb", alpha=0.5, lw=0, label="vertex sphere (chord)")
@@ -70,11 +75,12 @@ def figure_profile(physical_by_arm: Mapping[str, np.ndarray], eqd2_by_arm: Mappi
                 ax.axvline(edge, color="#762a83", ls="--", lw=1.0, label=f"{target} edge")
         for arm, dose in by_arm.items():
             colour, ls = _ARM_STYLE.get(arm, (None, "-"))
-            ax.step(x, dose[z_index, y_index], where="mid", color=colour, ls=ls, lw=1.4, label=arm)
-        ax.set_xlabel("x [mm]  (R = patient right at left, L at right)", fontsize=8)
+            ax.step(x, np.where(inside, dose[z_index, y_index], np.nan), where="mid", color=colour, ls=ls, lw=1.4,
+                    label=arm)
+        ax.set_xlabel("x [mm] across BODY (patient right R at left, left L at right)", fontsize=8)
         ax.set_ylabel(f"cumulative {label}", fontsize=8)
         ax.set_ylim(bottom=0)
-        ax.set_xlim(x[0] - half, x[-1] + half)
+        ax.set_xlim(lo_x - 2 * half, hi_x + 2 * half)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     handles, names = axes[0].get_legend_handles_labels()
