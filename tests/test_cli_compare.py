@@ -69,7 +69,8 @@ def test_compare_prints_the_per_arm_table(default_run):
 
 def test_compare_options_reach_the_report(tmp_path, capsys):
     code = main(["compare", "--out", str(tmp_path), *FAST, "--boost-mode", "separate", "--lattice", "cubic",
-                 "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10", "--alpha-beta", "SKIN=2.5"])
+                 "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10", "--alpha-beta", "SKIN=2.5",
+                 "--plots", "none"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "sfrt compare" in captured.err  # progress is shown without -q
