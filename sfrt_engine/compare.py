@@ -20,7 +20,7 @@ from .plan.components import Component, boost_component, crt_component
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, Schedule, crt_schedule, sfrt_schedule
 from .plan.techniques import get_technique
 from .plan.vertices import VertexLattice, place_vertices
-from .rbe import dose_name, dose_quantity, dose_unit
+from .rbe import components_dose_quantity, dose_name
 from .reporting import resolved_alpha_beta, structure_volumes, vertex_dose_meaning
 
 __all__ = ["ComparisonSettings", "Prepared", "Comparison", "prepare", "arm_schedule", "evaluate_arm",
@@ -144,8 +144,8 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
     metrics["geud_gy"] = geud(biol, patient.structures[target], a)
     metrics["eqd2"] = sfrt_metrics(biol, patient.structures, target)
     metrics["definitions"] = {
-        "basis": f"cumulative {dose_name(prepared.components['CRT'].rbe)}; geud_gy and the 'eqd2' entries on "
-                 "cumulative EQD2",
+        "basis": f"cumulative {dose_name(max(c.rbe for c in prepared.components.values()))}; geud_gy and the "
+                 "'eqd2' entries on cumulative EQD2",
         "peak_gy": "mean over VERTICES", "valley_gy": "mean over VALLEY", "pvdr": "peak_gy / valley_gy",
         "d10_d90": f"{target} D10 / D90", "gtv_d50_gy": f"{target} D50", "geud_a": a,
     }
@@ -155,11 +155,11 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
 
 def _applied(prepared: Prepared) -> dict:
     """Report settings saying which dose quantity was used and what the vertex dose means."""
-    rbe = prepared.components["CRT"].rbe
+    quantity = components_dose_quantity({name: c.rbe for name, c in prepared.components.items()})
     s = prepared.settings
-    return {"dose_quantity": dose_quantity(rbe),
+    return {"dose_quantity": quantity,
             "vertex_dose_meaning": vertex_dose_meaning(s.boost_mode, s.vertex_dose_gy, prepared.crt_vertex_mean_gy(),
-                                                       dose_unit(rbe))}
+                                                       quantity["unit"])}
 
 
 def run_comparison(patient: Patient | None = None, settings: ComparisonSettings | None = None,

@@ -32,6 +32,7 @@ from .patient import Patient
 from .plan.components import Component, boost_component, crt_component
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, sfrt_schedule
 from .plan.vertices import VALLEY_MARGIN_MM, VertexLattice, place_vertices
+from .rbe import beams_rbe, dose_unit
 
 __all__ = ["prepare_from_plans", "read_plan", "resolve_plan_settings", "structure_set_vertices"]
 
@@ -158,12 +159,15 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
         step(f"CRT dose (plan {settings.crt_plan})")
         plan = read_plan(settings.crt_plan, patient)
         dose = compute_dose(plan.all_beams(), patient, backend=settings.backend)
-        crt_dose_per_fraction = dose_statistics(dose.gy, patient.structures[settings.ptv], settings.ptv)["d95_gy"]
+        crt_rbe = beams_rbe(plan.all_beams())  # proton plans are prescribed in Gy(RBE)
+        crt_gy = dose.gy * crt_rbe if crt_rbe != 1.0 else dose.gy
+        crt_dose_per_fraction = dose_statistics(crt_gy, patient.structures[settings.ptv], settings.ptv)["d95_gy"]
         if not crt_dose_per_fraction > 0:
             raise PlanError(f"CRT plan {settings.crt_plan}: no dose to {settings.ptv!r} (D95 = "
                             f"{crt_dose_per_fraction}); is it the plan of this CT?")
-        crt = Component("CRT", plan.all_beams(), dose.gy, f"one fraction of plan {plan.plan_label!r} as planned "
-                        f"({settings.ptv} D95 = {crt_dose_per_fraction:.3g} Gy)", dose.backend, dose.seconds)
+        crt = Component("CRT", plan.all_beams(), crt_gy, f"one fraction of plan {plan.plan_label!r} as planned "
+                        f"({settings.ptv} D95 = {crt_dose_per_fraction:.3g} {dose_unit(crt_rbe)})", dose.backend,
+                        dose.seconds, crt_rbe)
         details["crt_plan"] = _describe(plan, settings.crt_plan)
     else:
         step(f"CRT dose ({settings.technique})")
@@ -172,12 +176,15 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
         step(f"vertex boost dose (plan {settings.boost_plan})")
         plan = read_plan(settings.boost_plan, patient)
         dose = compute_dose(plan.all_beams(), patient, backend=settings.backend)
-        per_fraction = float(dose.gy[vertices.mask].mean())
+        boost_rbe = beams_rbe(plan.all_beams())
+        boost_gy = dose.gy * boost_rbe if boost_rbe != 1.0 else dose.gy
+        per_fraction = float(boost_gy[vertices.mask].mean())
         if not per_fraction > 0:
             raise PlanError(f"boost plan {settings.boost_plan}: no dose to the vertices; is it the plan of this CT?")
-        boost = Component("BOOST", [b.scaled(1.0 / per_fraction) for b in plan.all_beams()], dose.gy / per_fraction,
-                          f"vertex mean dose 1 Gy (plan {plan.plan_label!r} gives {per_fraction:.3g} Gy per fraction)",
-                          dose.backend, dose.seconds)
+        unit = dose_unit(boost_rbe)
+        boost = Component("BOOST", [b.scaled(1.0 / per_fraction) for b in plan.all_beams()], boost_gy / per_fraction,
+                          f"vertex mean dose 1 {unit} (plan {plan.plan_label!r} gives {per_fraction:.3g} {unit} per "
+                          "fraction)", dose.backend, dose.seconds, boost_rbe)
         details["boost_plan"] = dict(_describe(plan, settings.boost_plan), vertex_mean_gy_per_fraction=per_fraction)
         if settings.vertex_dose_gy is None:
             crt_mean = float(crt.dose_gy[vertices.mask].mean())

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from .errors import PlanError
 
-__all__ = ["PROTON_RBE", "RBE_SOURCE", "beams_rbe", "dose_name", "dose_quantity", "dose_unit"]
+__all__ = ["PROTON_RBE", "RBE_SOURCE", "beams_rbe", "components_dose_quantity", "dose_name", "dose_quantity",
+           "dose_unit"]
 
 #: Constant proton RBE relative to 60Co/MV photons (ICRU Report 78, 2007; Paganetti, PMB 59:R419, 2014).
 PROTON_RBE = 1.1
@@ -68,3 +69,27 @@ def dose_quantity(rbe: float) -> dict:
     source = RBE_SOURCE if rbe == PROTON_RBE else f"constant RBE {rbe:g}"
     return {"quantity": "RBE-weighted dose", "unit": "Gy(RBE)", "rbe": rbe,
             "model": f"protons: physical dose x {rbe:g}, {source}; EQD2 computed on the RBE-weighted dose"}
+
+
+def components_dose_quantity(rbe_by_component: dict) -> dict:
+    """:func:`dose_quantity` of a run whose components may differ in modality.
+
+    Parameters
+    ----------
+    rbe_by_component : dict of str to float
+        E.g. ``{"CRT": 1.0, "BOOST": 1.1}`` (a photon CRT plan with a proton boost).
+
+    Returns
+    -------
+    dict
+        :func:`dose_quantity` of the common RBE; where they differ, the RBE-weighted entry with
+        ``rbe`` the largest and ``rbe_by_component`` listing each.
+    """
+    values = {name: float(v) for name, v in rbe_by_component.items()}
+    if len(set(values.values())) <= 1:
+        return dose_quantity(next(iter(values.values()), 1.0))
+    out = dose_quantity(max(values.values()))
+    out["rbe_by_component"] = values
+    out["model"] = (f"proton components x {out['rbe']:g} ({RBE_SOURCE}), photon components absorbed dose (RBE 1); "
+                    "EQD2 computed on the summed RBE-weighted dose")
+    return out

@@ -65,8 +65,10 @@ def test_arms_from_imported_plans_use_their_fractions_doses_and_vertices(case):
     np.testing.assert_allclose(vertices.centers_xyz_mm, VERTEX_CENTRES, atol=1.0)
     # CRT: one fraction as planned; BOOST: the plan's dose normalised to a vertex mean of 1 Gy
     reference = prepare_dicom_case(folder, "GTV")
-    d_crt = se.compute_dose(crt_beams, reference, backend="cpp").gy
-    d_boost = se.compute_dose(boost_beams, reference, backend="cpp").gy
+    # proton plans: RBE-weighted dose, 1.1 x the absorbed dose (ICRU Report 78), as a planning system reports it
+    d_crt = 1.1 * se.compute_dose(crt_beams, reference, backend="cpp").gy
+    d_boost = 1.1 * se.compute_dose(boost_beams, reference, backend="cpp").gy
+    assert {c.rbe for c in result.prepared.components.values()} == {1.1}
     np.testing.assert_allclose(result.prepared.components["CRT"].dose_gy, d_crt, atol=1e-3 * d_crt.max())
     vmask = vertices.mask
     np.testing.assert_allclose(result.prepared.components["BOOST"].dose_gy, d_boost / d_boost[vmask].mean(),

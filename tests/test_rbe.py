@@ -97,3 +97,13 @@ def test_proton_comparison_reports_rbe_and_computes_eqd2_on_the_weighted_dose(sp
     # 20 CRT fractions of PTV D95 = 3 Gy(RBE)
     ptv = result.report["arms"]["CRT"]["structures"]["PTV"]["physical"]
     assert ptv["d95_gy"] == pytest.approx(60.0, rel=RTOL)
+
+
+def test_mixed_components_state_each_rbe():
+    from sfrt_engine.rbe import components_dose_quantity
+
+    assert components_dose_quantity({"CRT": 1.0, "BOOST": 1.0}) == dose_quantity(1.0)
+    mixed = components_dose_quantity({"CRT": 1.0, "BOOST": 1.1})
+    assert mixed["unit"] == "Gy(RBE)" and mixed["rbe"] == 1.1
+    assert mixed["rbe_by_component"] == {"CRT": 1.0, "BOOST": 1.1}
+    assert "photon components absorbed dose (RBE 1)" in mixed["model"]

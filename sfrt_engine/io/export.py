@@ -39,7 +39,7 @@ def _dose_labels(arm: str, boost_mode: str, rbe: float) -> tuple[str, str, str]:
     """(DoseType, description, SeriesDescription) of an arm's cumulative (RBE-weighted) dose."""
     if rbe == 1.0:
         return "PHYSICAL", f"{arm} physical dose; vertex boost {boost_mode}", f"{arm} physical dose [Gy]"
-    description = (f"{arm} RBE-weighted dose [Gy(RBE)], physical dose x {rbe:g}, {RBE_SOURCE}; "
+    description = (f"{arm} RBE-weighted dose [Gy(RBE)], proton dose x {rbe:g}, {RBE_SOURCE}; "
                    f"vertex boost {boost_mode}")
     return "EFFECTIVE", description, f"{arm} RBE-weighted dose, RBE {rbe:g} [Gy(RBE)]"
 
@@ -141,4 +141,4 @@ def export_comparison(out_dir, comparison, vertex_names=("VERTICES", "VALLEY"), 
         beams={name: list(c.beams) for name, c in components.items()},
         unit_doses={name: c.dose_gy for name, c in components.items()},
         backend=next((c.backend for c in components.values()), None), export_ct=export_ct, hdf5_name=hdf5_name,
-        rbe=float(getattr(components.get("CRT"), "rbe", 1.0)))
+        rbe=max(float(getattr(c, "rbe", 1.0)) for c in components.values()))

@@ -71,7 +71,7 @@ class FigureLabels:
     def __init__(self, settings: dict | None = None) -> None:
         s = settings or {}
         quantity = s.get("dose_quantity") or {}
-        self.rbe = float(quantity.get("rbe", 1.0))
+        self.rbe = float(quantity.get("rbe", 1.0))  # the largest, where components differ
         self.unit = quantity.get("unit", "Gy")
         self.dose = f"{quantity.get('quantity', 'physical dose')} [{self.unit}]"
         self.eqd2 = "EQD2 [Gy]" if self.rbe == 1.0 else "EQD2 [Gy(RBE)]"

@@ -109,7 +109,7 @@ def test_proton_rtdose_states_the_rbe(small_run, tmp_path):
     rbe = pydicom.dcmread(written["rtdose"][2])
     # RBE-weighted dose is not absorbed dose: DoseType EFFECTIVE (DICOM PS3.3 C.8.8.3), with the RBE named
     assert rbe.DoseType == "EFFECTIVE" and rbe.SeriesDescription == "SFRT RBE-weighted dose, RBE 1.1 [Gy(RBE)]"
-    assert "physical dose x 1.1" in rbe.ImageComments and "ICRU Report 78" in rbe.ImageComments
+    assert "proton dose x 1.1" in rbe.ImageComments and "ICRU Report 78" in rbe.ImageComments
     eqd2 = pydicom.dcmread(written["rtdose"][3])
     assert eqd2.SeriesDescription == "SFRT EQD2 [Gy(RBE)], boost integrated, RBE 1.1"
     assert "EQD2 of the RBE-weighted dose (RBE 1.1)" in eqd2.ImageComments
