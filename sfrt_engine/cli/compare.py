@@ -1,5 +1,5 @@
 """``sfrt compare``: the main job, SFRT versus CRT on the built-in sarcoma phantom or a DICOM case
-(per-arm table, report.json, EQD2 slices and dose/EQD2-volume histograms)."""
+(per-arm table, report.json and the figures of :mod:`sfrt_engine.plotting.comparison`, as --plots selects)."""
 
 from __future__ import annotations
 
