@@ -22,6 +22,8 @@ from .patient import Patient
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, Schedule, crt_schedule, sfrt_schedule
 from .plan.techniques import get_technique
 from .plan.vertices import VertexLattice, place_vertices
+from .rbe import components_dose_quantity, dose_name
+from .reporting import resolved_alpha_beta, structure_volumes, vertex_dose_meaning
 
 __all__ = ["ComparisonSettings", "Prepared", "Comparison", "prepare", "arm_schedule", "evaluate_arm",
            "run_comparison"]
@@ -48,6 +50,10 @@ class ComparisonSettings:
     backend: str = "auto"
     goals: object = None  # optimisation goals: None (the default sarcoma goals), a TOML path or a GoalSet
     technique_options: dict = field(default_factory=dict)  # passed to the technique's constructor
+    #: RT (Ion) Plans the components come from instead of the technique (:mod:`sfrt_engine.imported_plans`);
+    #: with a plan, crt_fractions, vertex_sessions and vertex_dose_gy may be None (from the plan)
+    crt_plan: str | None = None
+    boost_plan: str | None = None
 
     def to_dict(self) -> dict:
         goals = self.goals
@@ -67,6 +73,7 @@ class Prepared:
     vertices: VertexLattice
     components: dict[str, Component]
     technique: dict
+    crt_dose_per_fraction_gy: float = CRT_DOSE_PER_FRACTION_GY
 
     @property
     def unit_doses(self) -> dict[str, np.ndarray]:
@@ -88,6 +95,10 @@ class Comparison:
 
 def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Prepared:
     """Place the vertices and compute the CRT and BOOST unit doses (the only dose computations)."""
+    if settings.crt_plan or settings.boost_plan:
+        from .imported_plans import prepare_from_plans
+
+        return prepare_from_plans(patient, settings, progress)
     step = progress or (lambda message: None)
     step("placing vertices")
     vertices = place_vertices(patient, settings.target, diameter_mm=settings.vertex_diameter_mm,
@@ -123,8 +134,12 @@ def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessio
               boost_mode: str) -> Schedule:
     """The schedule of ``arm`` ("CRT" or "SFRT"); the SFRT integrated boost uses the CRT vertex mean."""
     if arm == "CRT":
-        return crt_schedule(crt_fractions)
-    return sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode, prepared.crt_vertex_mean_gy())
+        schedule = crt_schedule(crt_fractions)
+    else:
+        schedule = sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode,
+                                 prepared.crt_vertex_mean_gy())
+    schedule.settings["crt_dose_per_fraction_gy"] = prepared.crt_dose_per_fraction_gy  # an imported plan's own
+    return schedule
 
 
 def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geud_a: dict | None = None):
@@ -153,7 +168,8 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
     metrics["geud_gy"] = geud(biol, patient.structures[target], a)
     metrics["eqd2"] = sfrt_metrics(biol, patient.structures, target)
     metrics["definitions"] = {
-        "basis": "cumulative physical dose; geud_gy and the 'eqd2' entries on cumulative EQD2",
+        "basis": f"cumulative {dose_name(max(c.rbe for c in prepared.components.values()))}; geud_gy and the "
+                 "'eqd2' entries on cumulative EQD2",
         "peak_gy": "mean over VERTICES", "valley_gy": "mean over VALLEY", "pvdr": "peak_gy / valley_gy",
         "d10_d90": f"{target} D10 / D90", "gtv_d50_gy": f"{target} D50", "geud_a": a,
     }
@@ -190,6 +206,15 @@ def boost_session_metrics(prepared: Prepared, schedule: Schedule) -> dict:
             "boost_only": metrics(b * units["BOOST"]), **metrics(full)}
 
 
+def _applied(prepared: Prepared) -> dict:
+    """Report settings saying which dose quantity was used and what the vertex dose means."""
+    quantity = components_dose_quantity({name: c.rbe for name, c in prepared.components.items()})
+    s = prepared.settings
+    return {"dose_quantity": quantity,
+            "vertex_dose_meaning": vertex_dose_meaning(s.boost_mode, s.vertex_dose_gy, prepared.crt_vertex_mean_gy(),
+                                                       quantity["unit"])}
+
+
 def run_comparison(patient: Patient | None = None, settings: ComparisonSettings | None = None,
                    progress=None) -> Comparison:
     """Full SFRT vs CRT comparison.
@@ -210,20 +235,33 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         patient = sarcoma_thigh()
     for name in (settings.target, settings.ptv, *settings.avoid):
         patient.structures[name]  # raises a clear StructureError if missing
+    if settings.crt_plan or settings.boost_plan:
+        from .imported_plans import resolve_plan_settings
+
+        settings = resolve_plan_settings(patient, settings)  # reads the plans; fractions from their fraction groups
     # check the schedules and alpha/beta names before spending time on dose
     crt_schedule(settings.crt_fractions)
-    sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
-                  crt_vertex_mean_gy=0.0)
+    if settings.vertex_dose_gy is not None:  # None: the boost plan's, known once its dose is computed
+        sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
+                      crt_vertex_mean_gy=0.0)
     unknown = [n for n in settings.alpha_beta_gy if n not in patient.structures and n not in ("VERTICES", "VALLEY")]
     if unknown:
         raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "
                              f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
-    if get_technique(settings.technique, **settings.technique_options).optimisation:  # goal file and structures, before any dose
+    skipped = []
+    if get_technique(settings.technique, **settings.technique_options).optimisation:  # goals, before any dose
         goals = resolve_goals(settings.goals)
+        if settings.goals is None:  # the default goals apply to the structures this case has
+            goals, skipped = goals.restricted_to({*patient.structures, "VERTICES", "VALLEY"})
+        for component in ("crt", "boost"):
+            if component not in goals.goals:
+                raise PlanError(f"goal set {goals.source}: no goals for the {component} component on this case "
+                                f"(structures: {', '.join(patient.structures)}); give a goal file with --goals")
         goals.check_structures("crt", patient.structures)
         goals.check_structures("boost", patient.structures, extra=("VERTICES", "VALLEY"))
         settings = dataclasses.replace(settings, goals=goals)
     prepared = prepare(patient, settings, progress)
+    settings = prepared.settings  # with what the plans gave
     if progress:
         progress("biology and evaluation")
     ab_map = alpha_beta_map(patient, settings.alpha_beta_gy)
@@ -232,16 +270,15 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         schedules[arm] = arm_schedule(prepared, arm, settings.crt_fractions, settings.vertex_sessions,
                                    settings.vertex_dose_gy, settings.boost_mode)
         physical[arm], biological[arm], arms[arm] = evaluate_arm(prepared, schedules[arm], ab_map)
-    ab_used = {n: float(np.unique(ab_map[patient.structures[n]])[0]) for n in DEFAULT_PRECEDENCE
-               if n in patient.structures and patient.structures[n].any()
-               and np.unique(ab_map[patient.structures[n]]).size == 1}
     report = {
         "settings": dict(settings.to_dict(), engine_version=__version__, boost_mode=settings.boost_mode,
                          technique_details=prepared.technique, alpha_beta_precedence=list(DEFAULT_PRECEDENCE),
-                         alpha_beta_resolved_gy=ab_used, patient=patient.name,
-                         grid=patient.grid.to_dict(), backend_used=prepared.components["CRT"].backend),
+                         alpha_beta_resolved_gy=resolved_alpha_beta(patient, ab_map), patient=patient.name,
+                         grid=patient.grid.to_dict(), backend_used=prepared.components["CRT"].backend,
+                         **_applied(prepared)),
+        "structures": structure_volumes(patient),
         "vertices": prepared.vertices.to_dict(),
-        "components": {name: {"unit": c.unit, "beams": len(c.beams), "beamlets": c.n_beamlets,
+        "components": {name: {"unit": c.unit, "beams": len(c.beams), "beamlets": c.n_beamlets, "rbe": c.rbe,
                               "seconds": round(c.seconds, 3), "optimisation": c.optimisation}
                        for name, c in prepared.components.items()},
         "arms": arms,
@@ -249,4 +286,6 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
     for arm, names in (("CRT", ("CRT",)), ("SFRT", ("CRT", "BOOST"))):
         arms[arm]["optimisation"] = {n: prepared.components[n].optimisation for n in names}
     arms["SFRT"]["boost_session"] = boost_session_metrics(prepared, schedules["SFRT"])
+    if skipped:
+        report["settings"]["goals_skipped"] = skipped  # default goals on structures this case does not have
     return Comparison(prepared, schedules, physical, biological, report, time.perf_counter() - start)

@@ -14,6 +14,7 @@ __all__ = [
     "PlanError",
     "BackendUnavailableError",
     "DeviceMemoryError",
+    "TrialDataError",
 ]
 
 
@@ -46,3 +47,7 @@ class BackendUnavailableError(SfrtError, RuntimeError):
 
 class DeviceMemoryError(SfrtError, MemoryError):
     """The accelerator does not have the memory a computation needs."""
+
+
+class TrialDataError(SfrtError, ValueError):
+    """A trial table (lesion measurements, arms, toxicity, dosimetry) is malformed or inconsistent."""

@@ -48,8 +48,9 @@ def default_run(tmp_path_factory, fast_goals):
 def test_compare_writes_report_and_plots(default_run):
     code, out, _, stderr = default_run
     assert code == 0, stderr
-    assert sorted(p.name for p in out.iterdir()) == ["eqd2_axial.png", "histograms.png", "report.json"]
-    for name in ("eqd2_axial.png", "histograms.png"):
+    figures = ["dose_views.png", "eqd2_difference.png", "eqd2_views.png", "histograms.png", "profile.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*figures, "report.json"])
+    for name in figures:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name  # a real figure, not a stub
     report = json.loads((out / "report.json").read_text())
@@ -84,8 +85,8 @@ def test_compare_prints_the_per_arm_table(default_run):
 
 def test_compare_options_reach_the_report(tmp_path, capsys):
     code = main(["compare", "--out", str(tmp_path), *FAST, "--technique", "3dcrt", "--boost-mode", "separate",
-                 "--lattice", "cubic",
-                 "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10", "--alpha-beta", "SKIN=2.5"])
+                 "--lattice", "cubic", "--crt-fractions", "16", "--vertex-sessions", "3", "--vertex-dose", "10",
+                 "--alpha-beta", "SKIN=2.5", "--plots", "none"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "sfrt compare" in captured.err  # progress is shown without -q

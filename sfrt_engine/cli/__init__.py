@@ -5,6 +5,8 @@
 ``sfrt info``    backends, build features and devices.
 ``sfrt dose``    5-beam conformal photon plan on the built-in sarcoma phantom: per-structure
                  summary and a PNG dose slice.
+``sfrt trial``   trial endpoints: RECIST 1.1 / Choi response, ORR, local control, PFS, toxicity,
+                 dose-response, the sample size, and a synthetic example cohort.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``sfrt --help`` lists them.
-SUBCOMMANDS = ("compare", "info", "dose")
+SUBCOMMANDS = ("compare", "info", "dose", "trial")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 """``sfrt compare``: the main job, SFRT versus CRT on the built-in sarcoma phantom or a DICOM case
-(per-arm table, report.json, EQD2 slices and dose/EQD2-volume histograms)."""
+(per-arm table, report.json and the figures of :mod:`sfrt_engine.plotting.comparison`, as --plots selects)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 __all__ = ["TABLE_STRUCTURES", "print_arm_table", "print_optimisation", "register"]
 
@@ -25,14 +23,20 @@ TABLE_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL
 
 
 def print_arm_table(report: dict, out=None) -> None:
-    """Per-arm table of cumulative physical dose and EQD2, then the SFRT metrics."""
+    """Per-arm table of structure volume [cc], cumulative dose (RBE-weighted for protons) and EQD2, then the
+    SFRT metrics."""
     arms = report["arms"]
-    print(f"\n{'':14s}" + "".join(f"{arm + ' phys [Gy]':>26s}{arm + ' EQD2 [Gy]':>26s}" for arm in arms), file=out)
-    print(f"{'structure':14s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms), file=out)
+    volumes = report.get("structures", {})
+    unit = report.get("settings", {}).get("dose_quantity", {}).get("unit", "Gy")
+    dose = "phys [Gy]" if unit == "Gy" else f"RBE [{unit}]"
+    print(f"\n{'':23s}" + "".join(f"{arm + ' ' + dose:>26s}{arm + f' EQD2 [{unit}]':>26s}" for arm in arms), file=out)
+    print(f"{'structure':14s}{'vol [cc]':>9s}" + "".join(f"{'mean':>8s}{'D95':>9s}{'max':>9s}" * 2 for _ in arms),
+          file=out)
     for name in TABLE_STRUCTURES:
         if name not in next(iter(arms.values()))["structures"]:
             continue
-        row = f"{name:14s}"
+        volume = volumes.get(name, {}).get("volume_cc")
+        row = f"{name:14s}" + (f"{volume:9.1f}" if volume is not None else f"{'':9s}")
         for arm in arms.values():
             for kind in ("physical", "eqd2"):
                 st = arm["structures"][name][kind]
@@ -75,14 +79,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..biology import parse_alpha_beta
     from ..cases import prepare_dicom_case
     from ..compare import ComparisonSettings, run_comparison
-    from ..plotting import save_arm_slices, save_histograms
+    from ..plotting import save_comparison_figures
+    from ._summary import print_applied
 
     avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
+    if (args.crt_plan or args.boost_plan) and not args.dicom:
+        from ..errors import PlanError
+
+        raise PlanError("--crt-plan/--boost-plan need --dicom CT_FOLDER, the CT the plans were made on")
+    # without a plan the protocol defaults; with one, None: from its fraction group (imported_plans)
     settings = ComparisonSettings(
-        technique=args.technique, crt_fractions=args.crt_fractions, vertex_dose_gy=args.vertex_dose,
-        vertex_sessions=args.vertex_sessions, boost_mode=args.boost_mode,
+        technique=args.technique,
+        crt_fractions=args.crt_fractions if args.crt_fractions is not None or args.crt_plan else 20,
+        vertex_dose_gy=args.vertex_dose if args.vertex_dose is not None or args.boost_plan else 12.0,
+        vertex_sessions=args.vertex_sessions if args.vertex_sessions is not None or args.boost_plan else 4,
+        boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
-        backend=args.backend, avoid=avoid, goals=args.goals)
+        backend=args.backend, avoid=avoid, crt_plan=args.crt_plan, boost_plan=args.boost_plan,
+        goals=args.goals)
     out = Path(args.out)
     bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
                file=sys.stderr)
@@ -98,20 +112,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress("building the sarcoma phantom")
         patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
     result = run_comparison(patient, settings, progress=progress)
+    settings = result.prepared.settings  # fractions and vertex dose the plans gave
     report = result.report
     report["settings"]["runtime_s"] = round(result.seconds, 2)
     progress("writing report and plots")
     _write_json(out / "report.json", report)
     vertices = result.prepared.vertices
-    z_counts = [np.sum(np.abs(vertices.centers_xyz_mm[:, 2] - z) < 1e-6) for z in vertices.centers_xyz_mm[:, 2]]
-    z_best = float(vertices.centers_xyz_mm[int(np.argmax(z_counts)), 2])
-    iz = int(np.argmin(np.abs(patient.grid.axis_mm("z") - z_best)))
     mode = settings.boost_mode
-    slices = save_arm_slices(out / "eqd2_axial.png", result.eqd2_gy, patient, iz, vertices.centers_xyz_mm,
-                             vertices.radius_mm, title=f"cumulative EQD2, boost mode '{mode}', "
-                             f"{int(max(z_counts))} vertices in this slice")
-    hist = save_histograms(out / "histograms.png", result.physical_gy, result.eqd2_gy, patient,
-                           title=f"SFRT vs CRT ({settings.technique}, boost mode '{mode}')")
+    figures = save_comparison_figures(out, result, args.plots)
     exported = None
     if args.export_dicom:
         progress("exporting RTDOSE, RTSTRUCT and HDF5")
@@ -123,17 +131,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f" | boost mode '{mode}'")
     print(f"vertices: {vertices.count} x {vertices.diameter_mm:g} mm on a {vertices.lattice} lattice "
           f"({vertices.spacing_mm:g} mm) in {settings.target}")
-    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} Gy; SFRT arm: same CRT + "
-          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} Gy ({mode}), "
+    unit = report["settings"]["dose_quantity"]["unit"]
+    print(f"CRT arm: {crt['crt_fractions']} x {crt['crt_dose_per_fraction_gy']:g} {unit}; SFRT arm: same CRT + "
+          f"{sfrt['vertex_sessions']} vertex sessions of {sfrt['vertex_dose_gy']:g} {unit} ({mode}), "
           f"{sfrt['n_sessions']} sessions")
+    print_applied(report)
     print_arm_table(report)
     print()
     print_optimisation(report)
-    print(f"\nwrote {out / 'report.json'}, {slices}, {hist}  ({result.seconds:.1f} s)")
+    print(f"\nwrote {', '.join(str(f) for f in [out / 'report.json', *figures])}  ({result.seconds:.1f} s)")
     if exported:
         files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
         print("exported " + ", ".join(str(f) for f in files if f))
     return 0
+
+
+def _plots(text: str) -> tuple[str, ...]:
+    from ..plotting import parse_plots
+
+    try:
+        return parse_plots(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:
@@ -143,9 +162,12 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
     p.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
                    help="delivery technique (default imrt: optimised fluence; 3dcrt: the same fields, uniform)")
-    p.add_argument("--crt-fractions", type=int, default=20, help="CRT fractions of 3 Gy, 15-20 (default 20)")
-    p.add_argument("--vertex-dose", type=float, default=12.0, help="vertex dose per session, 8-15 Gy (default 12)")
-    p.add_argument("--vertex-sessions", type=int, default=4, help="weekly vertex sessions, 3-4 (default 4)")
+    p.add_argument("--crt-fractions", type=int, default=None,
+                   help="CRT fractions of 3 Gy, 15-20 (default 20, or the --crt-plan's fractions)")
+    p.add_argument("--vertex-dose", type=float, default=None,
+                   help="vertex dose per session, 8-15 Gy (default 12, or what the --boost-plan delivers)")
+    p.add_argument("--vertex-sessions", type=int, default=None,
+                   help="weekly vertex sessions, 3-4 (default 4, or the --boost-plan's fractions)")
     p.add_argument("--boost-mode", default="integrated", choices=BOOST_MODES, help="default integrated")
     p.add_argument("--alpha-beta", default="", help="per-structure alpha/beta in Gy, e.g. GTV=4,SKIN=2")
     p.add_argument("--lattice", default="hcp", choices=("hcp", "cubic"), help="vertex lattice (default hcp)")
@@ -159,7 +181,16 @@ def register(sub) -> None:
                    help="structures the vertices keep away from (default FEMUR SKIN on the phantom, none on DICOM)")
     p.add_argument("--export-dicom", action="store_true",
                    help="also write RTDOSE per arm (physical and EQD2), the vertex RTSTRUCT and results.h5")
+    p.add_argument("--plots", default="all", type=_plots, metavar="LIST",
+                   help="figures to write: all, none, or a comma-separated list of dose, eqd2, difference, "
+                        "profile, dvh (default all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--crt-plan", default=None, metavar="RP.dcm",
+                   help="RT Plan or RT Ion Plan of the CRT arm (needs --dicom): one fraction as planned replaces "
+                        "the generated CRT fields; its fraction group gives --crt-fractions")
+    p.add_argument("--boost-plan", default=None, metavar="RP.dcm",
+                   help="RT Plan or RT Ion Plan of the vertex boost (needs --dicom): replaces the generated boost "
+                        "fields; its fractions are the vertex sessions and its dose the vertex dose")
     p.add_argument("--goals", default=None, metavar="FILE.toml",
                    help="optimisation goals of the CRT and boost components (default: the built-in sarcoma goals, "
                         "sfrt_engine/machines/data/goals_sarcoma.toml)")

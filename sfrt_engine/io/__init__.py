@@ -6,6 +6,7 @@
 - :func:`write_rtdose`, :func:`write_rtstruct`, :func:`write_ct`: RT Dose (physical or EQD2), the
   vertex lattice as RT Structure Set, and the CT of a phantom; :func:`read_rtdose` reads a dose back.
 - :func:`export_run` / :func:`export_comparison`: all of it for one SFRT vs CRT run, in one call.
+- :func:`read_rtionplan` / :func:`write_rtionplan`: RT Ion Plans to and from the engine's proton beams.
 
 h5py, pydicom and contourpy are imported on first use of a function that needs them, so
 ``import sfrt_engine`` stays light (STYLE 1).
@@ -24,12 +25,14 @@ _LAZY = {
     "write_ct": ".dicom_write", "write_rtstruct": ".rtstruct_write", "export_run": ".export",
     "export_comparison": ".export", "describe_alpha_beta": ".export",
 }
+_LAZY.update({"read_rtionplan": ".rtionplan_read", "write_rtionplan": ".rtionplan_write", "RTPlanData": ".rtplan_types"})
 
 __all__ = [
     "DicomError", "MachineMismatchError", "ResultsFileError", "save", "load", "Results", "SCHEMA_VERSION",
     "read_dicom", "read_rtdose", "write_rtdose", "write_ct", "write_rtstruct", "export_run", "export_comparison",
     "describe_alpha_beta",
 ]
+__all__ += ["read_rtionplan", "write_rtionplan", "RTPlanData"]
 
 
 def __getattr__(name: str):

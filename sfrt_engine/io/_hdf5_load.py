@@ -12,9 +12,10 @@ import numpy as np
 from ..dose import Dose
 from ..errors import MachineDataError, SfrtError
 from ..grid import Grid
-from ..machines import PhotonMachine, load_machine
+from ..machines import PhotonMachine, ProtonMachine, load_machine
 from ..patient import HUCalibration, Patient
 from ..plan.beam import Beam
+from ..plan.protons import ProtonBeam, SpotLayer
 from ._errors import MachineMismatchError, ResultsFileError
 from .hdf5 import DOSE_GROUPS, FORMAT, SCHEMA_VERSION, Results
 
@@ -84,8 +85,9 @@ def _machine_for(r: _Reader, name: str, sha: str, machines: Mapping, allow: bool
         return cache[name, sha]
     if name in machines:
         machine = machines[name]
-        if not isinstance(machine, PhotonMachine):
-            raise TypeError(f"machines[{name!r}] is a {type(machine).__name__}, expected a PhotonMachine")
+        if not isinstance(machine, (PhotonMachine, ProtonMachine)):
+            raise TypeError(f"machines[{name!r}] is a {type(machine).__name__}, expected a PhotonMachine or "
+                            "ProtonMachine")
         source = "the machine passed in machines="
     else:
         try:
@@ -105,6 +107,22 @@ def _machine_for(r: _Reader, name: str, sha: str, machines: Mapping, allow: bool
     return machine
 
 
+def _read_proton_beam(r: _Reader, bg, machines: Mapping, allow: bool, cache: dict, mismatches: list) -> ProtonBeam:
+    a = {k: r.attr(bg, k) for k in ("name", "machine_name", "machine_sha256", "isocenter_xyz_mm", "gantry_deg",
+                                    "couch_deg", "collimator_deg")}
+    machine = _machine_for(r, str(a["machine_name"]), str(a["machine_sha256"]), machines, allow, cache, mismatches)
+    if not isinstance(machine, ProtonMachine):
+        raise r.fail(f"proton beam '{bg.name}' names machine {a['machine_name']!r}, which is not a proton machine")
+    layers = []
+    for key in sorted(k for k in bg if k.startswith("layer_")):
+        lg = bg[key]
+        la = {k: r.attr(lg, k) for k in ("energy_mev", "spacing_mm", "origin_uv_mm", "range_shifter_mm")}
+        layers.append(SpotLayer(float(la["energy_mev"]), r.array(f"{lg.name.lstrip('/')}/weights_gp"),
+                                tuple(la["spacing_mm"]), tuple(la["origin_uv_mm"]), float(la["range_shifter_mm"])))
+    return ProtonBeam(machine, tuple(a["isocenter_xyz_mm"]), float(a["gantry_deg"]), tuple(layers),
+                      float(a["couch_deg"]), float(a["collimator_deg"]), str(a["name"]))
+
+
 def _read_beams(r: _Reader, machines: Mapping, allow: bool, mismatches: list):
     g = r.node("beams", h5py.Group)
     cache: dict = {}
@@ -112,6 +130,9 @@ def _read_beams(r: _Reader, machines: Mapping, allow: bool, mismatches: list):
     for key, s in g.items():
         items = []
         for j, bg in s.items():
+            if bg.attrs.get("kind", b"photon") in ("proton", b"proton"):
+                items.append(_read_proton_beam(r, bg, machines, allow, cache, mismatches))
+                continue
             a = {k: r.attr(bg, k) for k in ("name", "machine_name", "machine_sha256", "isocenter_xyz_mm",
                                             "gantry_deg", "couch_deg", "collimator_deg", "beamlet_mm",
                                             "origin_uv_mm")}

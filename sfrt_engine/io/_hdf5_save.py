@@ -15,6 +15,7 @@ from ..dose import Dose
 from ..grid import Grid
 from ..patient import Patient
 from ..plan.beam import Beam
+from ..plan.protons import ProtonBeam
 from ._atomic import atomic_output
 from .hdf5 import DOSE_GROUPS, FORMAT, SCHEMA_VERSION, to_json
 
@@ -62,8 +63,8 @@ def _write_patient(f: h5py.File, patient: Patient) -> None:
     _dataset(c, "density", np.asarray(patient.calibration.density), "1 (relative electron density)", "node")
 
 
-def _beam_sets(beams) -> tuple[str, dict[str, list[Beam]]]:
-    if isinstance(beams, Beam):
+def _beam_sets(beams) -> tuple[str, dict[str, list]]:
+    if isinstance(beams, (Beam, ProtonBeam)):
         beams = [beams]
     if isinstance(beams, Mapping):
         layout, sets = "dict", {str(k): list(v) for k, v in beams.items()}
@@ -73,8 +74,9 @@ def _beam_sets(beams) -> tuple[str, dict[str, list[Beam]]]:
         raise TypeError(f"beams: expected a list of Beam or a dict of name -> list of Beam, got {type(beams).__name__}")
     for set_name, items in sets.items():
         for i, b in enumerate(items):
-            if not isinstance(b, Beam):
-                raise TypeError(f"beams[{set_name!r}][{i}] is a {type(b).__name__}, expected sfrt_engine.plan.Beam")
+            if not isinstance(b, (Beam, ProtonBeam)):
+                raise TypeError(f"beams[{set_name!r}][{i}] is a {type(b).__name__}, expected sfrt_engine.plan.Beam "
+                                "or ProtonBeam")
     return layout, sets
 
 
@@ -97,12 +99,29 @@ def _write_beams(f: h5py.File, layout: str, sets: dict[str, list[Beam]]) -> None
         s.attrs["name"] = set_name
         for j, b in enumerate(items):
             bg = s.create_group(f"{j:04d}")
+            if isinstance(b, ProtonBeam):
+                _write_proton_beam(bg, b)
+                continue
             bg.attrs.update({
                 "name": b.name, "machine_name": b.machine.name, "machine_sha256": b.machine.source_sha256,
                 "isocenter_xyz_mm": b.isocenter_xyz_mm, "gantry_deg": b.gantry_deg, "couch_deg": b.couch_deg,
                 "collimator_deg": b.collimator_deg, "beamlet_mm": b.beamlet_mm, "origin_uv_mm": b.origin_uv_mm,
             })
             _dataset(bg, "weights_mu", b.weights_mu, "MU", "v,u")
+
+
+def _write_proton_beam(bg: h5py.Group, b: ProtonBeam) -> None:
+    """``kind = "proton"``, the pose, and one group per energy layer with its spot weights [Gp]."""
+    bg.attrs.update({
+        "kind": "proton", "name": b.name, "machine_name": b.machine.name, "machine_sha256": b.machine.source_sha256,
+        "isocenter_xyz_mm": b.isocenter_xyz_mm, "gantry_deg": b.gantry_deg, "couch_deg": b.couch_deg,
+        "collimator_deg": b.collimator_deg,
+    })
+    for k, layer in enumerate(b.layers):
+        lg = bg.create_group(f"layer_{k:04d}")
+        lg.attrs.update({"energy_mev": layer.energy_mev, "spacing_mm": layer.spacing_mm,
+                         "origin_uv_mm": layer.origin_uv_mm, "range_shifter_mm": layer.range_shifter_mm})
+        _dataset(lg, "weights_gp", layer.weights_gp, "Gp (1e9 protons)", "v,u")
 
 
 def _dose_array(name: str, value, group: str, grid: Grid | None) -> tuple[np.ndarray, dict]:
@@ -167,7 +186,7 @@ def save(path, *, patient: Patient | None = None, beams=None, unit_doses: Mappin
         Target file (conventionally ``.h5``); its folder is created if needed.
     patient : Patient, optional
         Grid, HU, structures, calibration and ``patient.dicom`` (if any).
-    beams : list of Beam or dict of str to list of Beam, optional
+    beams : list of Beam or ProtonBeam, or dict of str to such lists, optional
         E.g. ``{"CRT": [...], "BOOST": [...]}``; machines are recorded by name and file hash.
     unit_doses, doses, eqd2 : dict of str to ndarray, Dose or Component, optional
         Unit dose per component, physical dose per arm and EQD2 per arm, [z, y, x] [Gy].

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..patient import Patient
+from ..rbe import RBE_SOURCE
 from ._hdf5_save import save
 from .dicom_write import write_ct, write_rtdose
 from .rtstruct_write import write_rtstruct
@@ -15,26 +16,58 @@ from .rtstruct_write import write_rtstruct
 __all__ = ["export_run", "export_comparison", "describe_alpha_beta"]
 
 
-def describe_alpha_beta(alpha_beta_gy: Mapping[str, float]) -> str:
-    """``{"GTV": 4.0, "SKIN": 2.0}`` -> ``"GTV 4 Gy, SKIN 2 Gy"``."""
-    return ", ".join(f"{name} {float(value):g} Gy" for name, value in alpha_beta_gy.items())
+def describe_alpha_beta(alpha_beta_gy: Mapping) -> str:
+    """``{"GTV": 4.0, "SKIN": 2.0}`` -> ``"GTV 4 Gy, SKIN 2 Gy"``.
+
+    Mixed structures (lists of ``{"alpha_beta_gy", "voxel_fraction"}``, as in a report's
+    ``alpha_beta_resolved_gy``) are written ``"BODY 3 Gy (91.2 %) / 4 Gy (8.8 %)"``.
+    """
+    from ..reporting import describe_resolved_alpha_beta
+
+    return describe_resolved_alpha_beta(alpha_beta_gy)
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "arm"
 
 
+#: Series number of a run's first RT Dose; the others follow (the CT, when written, is series 1).
+_RTDOSE_SERIES_START = 101
+
+
+def _dose_labels(arm: str, boost_mode: str, rbe: float) -> tuple[str, str, str]:
+    """(DoseType, description, SeriesDescription) of an arm's cumulative (RBE-weighted) dose."""
+    if rbe == 1.0:
+        return "PHYSICAL", f"{arm} physical dose; vertex boost {boost_mode}", f"{arm} physical dose [Gy]"
+    description = (f"{arm} RBE-weighted dose [Gy(RBE)], proton dose x {rbe:g}, {RBE_SOURCE}; "
+                   f"vertex boost {boost_mode}")
+    return "EFFECTIVE", description, f"{arm} RBE-weighted dose, RBE {rbe:g} [Gy(RBE)]"
+
+
+def _eqd2_labels(arm: str, boost_mode: str, rbe: float, alpha_beta: str) -> tuple[str, str, str]:
+    """(DoseType, description, SeriesDescription) of an arm's cumulative EQD2."""
+    basis = "" if rbe == 1.0 else f" of the RBE-weighted dose (RBE {rbe:g})"
+    series = (f"{arm} EQD2 [Gy], boost {boost_mode}" if rbe == 1.0
+              else f"{arm} EQD2 [Gy(RBE)], boost {boost_mode}, RBE {rbe:g}")
+    return ("EFFECTIVE", f"{arm} EQD2{basis}, vertex boost {boost_mode}; alpha/beta {alpha_beta}", series)
+
+
 def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report: Mapping | None, settings,
                alpha_beta_description: str, boost_mode: str, vertex_names=("VERTICES", "VALLEY"), *,
                vertices=None, beams=None, unit_doses: Mapping | None = None, backend: str | None = None,
-               export_ct: bool | None = None, hdf5_name: str = "results.h5") -> dict[str, Path | list[Path]]:
+               export_ct: bool | None = None, hdf5_name: str = "results.h5",
+               rbe: float = 1.0) -> dict[str, Path | list[Path]]:
     """Write a run's DICOM and HDF5 files into ``out_dir`` (created if needed; each file atomically).
 
     Files, for each arm name ``A`` in ``doses`` (e.g. CRT, SFRT):
 
-    - ``RTDOSE_A_PHYSICAL.dcm``: cumulative physical dose, DoseType PHYSICAL;
+    - ``RTDOSE_A_PHYSICAL.dcm``: cumulative physical dose, DoseType PHYSICAL (photons, ``rbe=1``);
+      for protons ``RTDOSE_A_RBE.dcm``: the RBE-weighted dose, DoseType EFFECTIVE, with the RBE stated;
     - ``RTDOSE_A_EQD2.dcm``: cumulative EQD2, DoseType EFFECTIVE, with the alpha/beta and the boost
       mode in DoseComment, ImageComments and SeriesDescription;
+
+    Every RT Dose of the run is its own series, numbered 101, 102, ... in the order written,
+    with a SeriesDescription naming the arm and the quantity.
     - ``RTSTRUCT_lattice.dcm``: ``vertex_names`` (one ROI per vertex, VERTICES and VALLEY);
     - ``CT/CT.nnnn.dcm``: the CT, when the patient did not come from DICOM (``export_ct=None``
       decides so), so the RT objects have images to sit on;
@@ -61,6 +94,9 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
     backend : str, optional
     export_ct : bool, optional
     hdf5_name : str
+    rbe : float
+        RBE already applied to ``doses`` and ``eqd2``: 1.0 for photons, 1.1 for protons
+        (:mod:`sfrt_engine.rbe`); stated in the RT Dose descriptions.
 
     Returns
     -------
@@ -78,13 +114,12 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
     if export_ct:
         written["ct"] = write_ct(out / "CT", patient)
     for arm in doses:
-        written["rtdose"].append(write_rtdose(
-            out / f"RTDOSE_{_safe(arm)}_PHYSICAL.dcm", doses[arm], patient, dose_type="PHYSICAL",
-            description=f"{arm} physical dose; vertex boost {boost_mode}", series_description=f"{arm} physical"))
-        written["rtdose"].append(write_rtdose(
-            out / f"RTDOSE_{_safe(arm)}_EQD2.dcm", eqd2[arm], patient, dose_type="EFFECTIVE",
-            description=f"{arm} EQD2, vertex boost {boost_mode}; alpha/beta {alpha_beta_description}",
-            series_description=f"{arm} EQD2 ({boost_mode})"))
+        for kind, values, (dose_type, description, series) in (
+                ("PHYSICAL" if rbe == 1.0 else "RBE", doses[arm], _dose_labels(arm, boost_mode, rbe)),
+                ("EQD2", eqd2[arm], _eqd2_labels(arm, boost_mode, rbe, alpha_beta_description))):
+            written["rtdose"].append(write_rtdose(
+                out / f"RTDOSE_{_safe(arm)}_{kind}.dcm", values, patient, dose_type=dose_type, description=description,
+                series_description=series, series_number=_RTDOSE_SERIES_START + len(written["rtdose"])))
     if vertex_names:
         written["rtstruct"] = write_rtstruct(out / "RTSTRUCT_lattice.dcm", patient, vertex_names,
                                              vertices=vertices)
@@ -105,4 +140,5 @@ def export_comparison(out_dir, comparison, vertex_names=("VERTICES", "VALLEY"), 
         describe_alpha_beta(resolved), settings.boost_mode, vertex_names, vertices=prepared.vertices,
         beams={name: list(c.beams) for name, c in components.items()},
         unit_doses={name: c.dose_gy for name, c in components.items()},
-        backend=next((c.backend for c in components.values()), None), export_ct=export_ct, hdf5_name=hdf5_name)
+        backend=next((c.backend for c in components.values()), None), export_ct=export_ct, hdf5_name=hdf5_name,
+        rbe=max(float(getattr(c, "rbe", 1.0)) for c in components.values()))

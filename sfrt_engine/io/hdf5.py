@@ -10,6 +10,8 @@ Layout (schema version 1)::
     /patient/structures/<s>   bool [z, y, x]
     /patient/calibration/hu, /patient/calibration/density
     /beams/<set>/<nnnn>       attrs: beam geometry, machine name and sha256; dataset weights_mu [v, u], MU
+                              (proton beams: attr kind = "proton", groups layer_<kkkk> with attrs energy_mev,
+                              spacing_mm, origin_uv_mm, range_shifter_mm and dataset weights_gp [v, u], Gp)
     /unit_doses/<c>, /doses/<arm>, /eqd2/<arm>    [z, y, x], Gy
     /vertices/centers_xyz_mm, /vertices/labels    attrs: info (JSON)
     /report                   JSON text

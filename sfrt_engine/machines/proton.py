@@ -17,6 +17,7 @@ axis::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ _K_MEV_CM2_MOL = 0.307075  # 4 pi N_A r_e^2 m_e c^2 (PDG)
 #: 1 MeV/g in Gy; with W in Gp (1e9 protons) and areas in mm^2 (100 mm^2 = 1 cm^2):
 #: D[Gy] = W[Gp] * 1e9 * IDD[MeV cm^2/g] * G[1/mm^2] * 100 * 1.602176634e-10
 _GY_MM2_PER_GP_PER_MEV_CM2_G = 1e9 * 100.0 * 1.602176634e-10
+_ELEMENTARY_CHARGE_C = 1.602176634e-19  # SI 2019 exact
 
 
 def _bethe_stopping_power(t_mev: np.ndarray, i_ev: float, z_over_a: float) -> np.ndarray:
@@ -175,6 +177,64 @@ class ProtonMachine:
         """Water-equivalent thickness of the nozzle's range shifter [mm] (0 if it has none)."""
         return float(self.metadata.get("range_shifter", {}).get("water_equivalent_mm", 0.0))
 
+    def with_energies(self, energies_mev) -> ProtonMachine:
+        """This machine with tables for ``energies_mev`` too (same model and parameters), or itself.
+
+        Planning systems use energies off a 1 MeV table (e.g. 150.3 MeV); their depth-dose and
+        spot-width rows are computed here as the machine's own are (:func:`build_proton_machine`).
+
+        Raises
+        ------
+        MachineDataError
+            An energy outside the machine's range.
+        """
+        wanted = np.unique(np.round(np.asarray(energies_mev, dtype=float).ravel(), 6))
+        missing = np.array([e for e in wanted if np.min(np.abs(self.energies_mev - e)) > 1e-6])
+        if missing.size == 0:
+            return self
+        if not np.all(np.isfinite(missing)) or missing.min() < self.min_energy_mev or \
+                missing.max() > self.max_energy_mev:
+            raise MachineDataError(f"energies {missing.tolist()} MeV: machine '{self.name}' covers "
+                                   f"{self.min_energy_mev:g}-{self.max_energy_mev:g} MeV")
+        depth_mm = self.depth_step_mm * np.arange(self.idd_gy_mm2_per_gp.shape[1])
+        ranges_cm, idd, sigma, s_air = _energy_tables(missing, depth_mm, self.metadata)
+        energies = np.concatenate([self.energies_mev, missing])
+        order = np.argsort(energies, kind="stable")
+        tables = {"idd_gy_mm2_per_gp": np.concatenate([self.idd_gy_mm2_per_gp, idd])[order],
+                  "sigma_mm": np.concatenate([self.sigma_mm, sigma])[order]}
+        for arr in tables.values():
+            arr.setflags(write=False)
+        return dataclasses.replace(
+            self, energies_mev=energies[order], range_mm=np.concatenate([self.range_mm, 10.0 * ranges_cm])[order],
+            sigma_air_mm=np.concatenate([self.sigma_air_mm, s_air])[order], **tables,
+            metadata=dict(self.metadata, energies_added_mev=sorted(set(self.metadata.get("energies_added_mev", []))
+                                                                   | set(missing.tolist()))))
+
+    def protons_per_mu(self, energy_mev) -> np.ndarray:
+        """Protons delivered per monitor unit at ``energy_mev`` (the machine file's ``meterset`` entry).
+
+        ``N / MU = C K / (S_air(E) rho_air e)``: monitor chamber charge per MU and cm of gap ``C``,
+        energy per ion pair ``K``, air mass stopping power ``S_air`` (polynomial in E) and density.
+
+        Raises
+        ------
+        MachineDataError
+            The machine file has no ``meterset`` entry (its plans cannot be read or written in MU).
+        """
+        meta = self.metadata.get("meterset")
+        if not meta:
+            raise MachineDataError(f"proton machine '{self.name}' has no 'meterset' entry: MU cannot be converted "
+                                   "to protons; add the monitor calibration to its machine file")
+        e = np.asarray(energy_mev, dtype=float)
+        s_air_ev_per_cm = (np.polyval(np.asarray(meta["air_stopping_power_poly_mev_cm2_per_g"], float), e)
+                           * float(meta["air_density_g_per_cm3"]) * 1e6)
+        return (float(meta["charge_per_mu_c_per_cm"]) * float(meta["mean_energy_per_ion_pair_ev"])
+                / (s_air_ev_per_cm * _ELEMENTARY_CHARGE_C))
+
+    def gp_per_mu(self, energy_mev) -> np.ndarray:
+        """Spot weight unit per monitor unit [Gp / MU] (1 Gp = 1e9 protons); see :meth:`protons_per_mu`."""
+        return self.protons_per_mu(energy_mev) * 1e-9
+
     def range_straggling_mm(self, energy_mev: float) -> float:
         """1-sigma range straggling including the energy spread [mm] (Bortfeld 1997)."""
         meta = self.metadata["bragg_curve"]
@@ -185,24 +245,13 @@ class ProtonMachine:
         return 10.0 * float(np.sqrt((0.012 * r0 ** 0.935) ** 2 + (s_e * alpha * p * energy_mev ** (p - 1)) ** 2))
 
 
-def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
-    """Tables of a proton machine from its JSON description (see the module docstring)."""
-    name = str(data["name"])
-    where = f"proton machine '{name}'"
-    er = data["energy_mev"]
-    e_min, e_max, e_step = float(er["min"]), float(er["max"]), float(er["step"])
-    if not (0 < e_min < e_max and e_step > 0):
-        raise MachineDataError(f"{where}: energy_mev needs 0 < min < max and step > 0")
-    energies = np.round(np.arange(e_min, e_max + 0.5 * e_step, e_step), 6)
+def _energy_tables(energies: np.ndarray, depth_mm: np.ndarray, data: dict):
+    """(CSDA range [cm], IDD [Gy mm^2 / Gp], sigma [mm], sigma in air [mm]) of ``energies`` on ``depth_mm``,
+    from the model parameters of a machine description (``range_energy``, ``bragg_curve``, ``scattering``,
+    ``spot_sigma_in_air_mm``)."""
     re = data["range_energy"]
     t_table, r_table = _range_energy_table(float(re["mean_excitation_energy_ev"]), float(re["z_over_a"]))
     ranges_cm = np.exp(np.interp(np.log(energies), np.log(t_table), np.log(r_table)))
-    table = data.get("table", {})
-    step = float(table.get("depth_step_mm", 0.5))
-    max_depth = float(table.get("max_depth_mm", 360.0))
-    if ranges_cm[-1] * 10.0 > max_depth - 20.0:
-        raise MachineDataError(f"{where}: depth table ({max_depth} mm) must extend beyond the largest range")
-    depth_mm = step * np.arange(int(round(max_depth / step)) + 1)
     bc = data["bragg_curve"]
     sc = data["scattering"]
     air = data["spot_sigma_in_air_mm"]
@@ -215,6 +264,25 @@ def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
             epsilon=float(bc["epsilon"]), energy_spread_fraction=float(bc["energy_spread_fraction"]))
         mcs = _mcs_sigma_mm(depth_mm, e, r, t_table, r_table, float(sc["highland_mev"]), float(sc["radiation_length_cm"]))
         sigma[k] = np.sqrt(s_air[k] ** 2 + mcs ** 2)
+    return ranges_cm, idd, sigma, s_air
+
+
+def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
+    """Tables of a proton machine from its JSON description (see the module docstring)."""
+    name = str(data["name"])
+    where = f"proton machine '{name}'"
+    er = data["energy_mev"]
+    e_min, e_max, e_step = float(er["min"]), float(er["max"]), float(er["step"])
+    if not (0 < e_min < e_max and e_step > 0):
+        raise MachineDataError(f"{where}: energy_mev needs 0 < min < max and step > 0")
+    energies = np.round(np.arange(e_min, e_max + 0.5 * e_step, e_step), 6)
+    table = data.get("table", {})
+    step = float(table.get("depth_step_mm", 0.5))
+    max_depth = float(table.get("max_depth_mm", 360.0))
+    depth_mm = step * np.arange(int(round(max_depth / step)) + 1)
+    ranges_cm, idd, sigma, s_air = _energy_tables(energies, depth_mm, data)
+    if ranges_cm[-1] * 10.0 > max_depth - 20.0:
+        raise MachineDataError(f"{where}: depth table ({max_depth} mm) must extend beyond the largest range")
     for label, arr in (("idd", idd), ("sigma", sigma)):
         arr.setflags(write=False)
         if not np.all(np.isfinite(arr)):
@@ -223,5 +291,6 @@ def build_proton_machine(data: dict, source_sha256: str = "") -> ProtonMachine:
                          idd_gy_mm2_per_gp=idd, sigma_mm=sigma, range_mm=10.0 * ranges_cm, sigma_air_mm=s_air,
                          source_sha256=source_sha256,
                          metadata={k: data[k] for k in ("description", "bragg_curve", "scattering", "range_energy",
-                                                        "spot_sigma_in_air_mm", "weight_unit", "range_shifter")
+                                                        "spot_sigma_in_air_mm", "weight_unit", "range_shifter",
+                                                        "meterset")
                                    if k in data})

@@ -89,3 +89,28 @@ def test_public_names_resolve():
     for name in io.__all__:
         assert getattr(io, name) is not None, name
     assert set(io.__all__) == set(dir(io)) & set(io.__all__)
+
+
+def test_rtdose_files_of_a_run_are_distinct_series(small_run, tmp_path):
+    written = io.export_comparison(tmp_path / "out", small_run, export_ct=False)
+    series = [pydicom.dcmread(p) for p in written["rtdose"]]
+    assert [int(ds.SeriesNumber) for ds in series] == [101, 102, 103, 104]
+    assert len({ds.SeriesInstanceUID for ds in series}) == 4
+    assert [ds.SeriesDescription for ds in series] == ["CRT physical dose [Gy]", "CRT EQD2 [Gy], boost integrated",
+                                                      "SFRT physical dose [Gy]", "SFRT EQD2 [Gy], boost integrated"]
+
+
+def test_proton_rtdose_states_the_rbe(small_run, tmp_path):
+    for component in small_run.prepared.components.values():
+        component.rbe = 1.1
+    written = io.export_comparison(tmp_path / "out", small_run, export_ct=False)
+    names = [p.name for p in written["rtdose"]]
+    assert names == ["RTDOSE_CRT_RBE.dcm", "RTDOSE_CRT_EQD2.dcm", "RTDOSE_SFRT_RBE.dcm", "RTDOSE_SFRT_EQD2.dcm"]
+    rbe = pydicom.dcmread(written["rtdose"][2])
+    # RBE-weighted dose is not absorbed dose: DoseType EFFECTIVE (DICOM PS3.3 C.8.8.3), with the RBE named
+    assert rbe.DoseType == "EFFECTIVE" and rbe.SeriesDescription == "SFRT RBE-weighted dose, RBE 1.1 [Gy(RBE)]"
+    assert "proton dose x 1.1" in rbe.ImageComments and "ICRU Report 78" in rbe.ImageComments
+    eqd2 = pydicom.dcmread(written["rtdose"][3])
+    assert eqd2.SeriesDescription == "SFRT EQD2 [Gy(RBE)], boost integrated, RBE 1.1"
+    assert "EQD2 of the RBE-weighted dose (RBE 1.1)" in eqd2.ImageComments
+    assert len({pydicom.dcmread(p).SeriesDescription for p in written["rtdose"]}) == 4

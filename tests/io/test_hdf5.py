@@ -223,3 +223,22 @@ def test_save_validates_its_input(tmp_path, run):
     with pytest.raises(TypeError, match="beams"):
         io.save(tmp_path / "x.h5", beams=[1])
     assert not list(tmp_path.iterdir())
+
+
+def test_proton_beams_round_trip(tmp_path, machine):
+    protons = se.load_machine("proton_generic")
+    rng = np.random.default_rng(3)
+    layers = (se.plan.SpotLayer(150.0, rng.random((3, 4)), (5.0, 4.0), (-7.5, -6.0)),
+              se.plan.SpotLayer(100.0, rng.random((2, 2)), 3.0, (0.0, 1.5), range_shifter_mm=40.0))
+    beam = se.plan.ProtonBeam(protons, (1.0, 2.0, 3.0), 120.0, layers, couch_deg=10.0, name="P1")
+    photon = se.plan.Beam(machine, (0.0, 0.0, 0.0), 90.0, rng.random((3, 4)), (5.0, 2.5), (-7.5, -2.5), name="B1")
+    path = io.save(tmp_path / "p.h5", beams={"CRT": [beam], "MIXED": [photon, beam]})
+    back = io.load(path).beams
+    assert isinstance(back["MIXED"][0], se.plan.Beam)
+    for b in (back["CRT"][0], back["MIXED"][1]):
+        assert isinstance(b, se.plan.ProtonBeam) and b.machine.name == "proton_generic"
+        assert (b.name, b.isocenter_xyz_mm, b.gantry_deg, b.couch_deg) == ("P1", (1.0, 2.0, 3.0), 120.0, 10.0)
+        for got, want in zip(b.layers, layers, strict=True):
+            assert (got.energy_mev, got.spacing_mm, got.origin_uv_mm, got.range_shifter_mm) == (
+                want.energy_mev, want.spacing_mm, want.origin_uv_mm, want.range_shifter_mm)
+            assert np.array_equal(got.weights_gp, want.weights_gp)
