@@ -178,12 +178,13 @@ def evaluate_arm(prepared: Prepared, schedule: Schedule, ab_map: np.ndarray, geu
 
 
 def boost_session_metrics(prepared: Prepared, schedule: Schedule) -> dict:
-    """Physical dose metrics of one vertex-boost session (the first session with a boost).
+    """Physical dose metrics of one vertex-boost session alone: the boost fields at the vertex dose.
 
-    ``session``: the session as delivered (integrated mode: one CRT fraction plus the boost); ``boost_only``:
-    the boost fields alone at the session's boost weight. Keys: ``peak_gy`` (VERTICES mean), ``valley_gy``
-    (VALLEY mean), ``pvdr``, ``vertices_d95_gy``, ``d10_d90`` (target), and per avoided structure
-    ``<name>_max_gy``.
+    Top-level keys (the boost fields scaled to a vertex mean of ``vertex_dose_gy``, the figures lattice
+    papers quote for one session): ``peak_gy`` (VERTICES mean), ``valley_gy`` (VALLEY mean), ``pvdr``,
+    ``vertices_d95_gy``, ``d10_d90`` (target D10/D90) and, per avoided structure, ``<name>_max_gy``.
+    ``as_delivered``: the same metrics for the first boosted session of the schedule as delivered
+    (integrated mode: one CRT fraction plus the boost, whose vertex mean is then the vertex dose).
     """
     session = next(s for s in schedule.sessions if s.weight("BOOST") > 0)
     units = prepared.unit_doses
@@ -200,10 +201,11 @@ def boost_session_metrics(prepared: Prepared, schedule: Schedule) -> dict:
                 out[f"{name.lower()}_max_gy"] = float(dose[structures[name]].max())
         return out
 
-    full = sum(w * units[c] for c, w in session.weights)
-    b = session.weight("BOOST")
-    return {"day": session.day, "weights": dict(session.weights), "session": metrics(full),
-            "boost_only": metrics(b * units["BOOST"]), **metrics(full)}
+    delivered = sum(w * units[c] for c, w in session.weights)
+    alone = metrics(prepared.settings.vertex_dose_gy * units["BOOST"])
+    return {**alone, "as_delivered": dict(metrics(delivered), day=session.day, weights=dict(session.weights)),
+            "definitions": {"basis": "boost fields alone, vertex mean = vertex_dose_gy, physical dose of one "
+                                     "session; as_delivered: the first boosted session of the schedule"}}
 
 
 def _applied(prepared: Prepared) -> dict:
@@ -253,10 +255,6 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
         goals = resolve_goals(settings.goals)
         if settings.goals is None:  # the default goals apply to the structures this case has
             goals, skipped = goals.restricted_to({*patient.structures, "VERTICES", "VALLEY"})
-        for component in ("crt", "boost"):
-            if component not in goals.goals:
-                raise PlanError(f"goal set {goals.source}: no goals for the {component} component on this case "
-                                f"(structures: {', '.join(patient.structures)}); give a goal file with --goals")
         goals.check_structures("crt", patient.structures)
         goals.check_structures("boost", patient.structures, extra=("VERTICES", "VALLEY"))
         settings = dataclasses.replace(settings, goals=goals)

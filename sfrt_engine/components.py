@@ -6,6 +6,10 @@ every schedule is a weighted sum of unit doses (DESIGN 4):
 - CRT: scaled so that the PTV D95 of one fraction is ``crt_dose_per_fraction_gy``;
 - BOOST: scaled so that the mean dose over the vertices is 1 Gy.
 
+Proton components are RBE-weighted (constant RBE 1.1, :mod:`sfrt_engine.rbe`): their
+``dose_gy`` is in Gy(RBE), the normalisation above applies to that dose, and everything
+downstream (schedules, EQD2, reports) works on it. Photon components have RBE 1.
+
 A technique builds the fields (geometry only, :mod:`sfrt_engine.plan.techniques`); when
 its ``optimisation`` is ``"fluence"`` their free weights (photon beamlets inside the
 conformal apertures, proton spots) are optimised here against the component's goals
@@ -28,6 +32,7 @@ from .evaluation import dose_statistics
 from .patient import Patient
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY
 from .plan.vertices import VertexLattice
+from .rbe import beams_rbe, dose_unit
 
 __all__ = ["Component", "boost_component", "crt_component", "optimise_beams"]
 
@@ -43,12 +48,14 @@ class Component:
     beams : list
         Beams with weights already scaled to one unit [MU or Gp].
     dose_gy : ndarray [z, y, x]
-        Dose of one unit [Gy].
+        Dose of one unit [Gy]: RBE x the physical dose of ``beams`` (Gy(RBE) for protons).
     unit : str
         What one unit is.
     backend : str
     seconds : float
         Dose computation time [s] (the final dose; the optimisation's time is in ``optimisation``).
+    rbe : float
+        RBE applied to the physical dose: 1.0 for photons, 1.1 for protons.
     optimisation : dict or None
         The optimisation record (:meth:`OptimisationResult.to_dict` plus the operator's description), or None
         for a technique that does not optimise.
@@ -60,7 +67,13 @@ class Component:
     unit: str
     backend: str
     seconds: float
+    rbe: float = 1.0
     optimisation: dict | None = None
+
+    @property
+    def physical_dose_gy(self) -> np.ndarray:
+        """Absorbed dose of one unit [Gy], [z, y, x] (``dose_gy / rbe``)."""
+        return self.dose_gy if self.rbe == 1.0 else self.dose_gy / self.rbe
 
     @property
     def n_beamlets(self) -> int:
@@ -149,10 +162,12 @@ def _optimised_beams(beams, patient, technique, goals, component: str, prescript
     kind = getattr(technique, "optimisation", None)
     if kind is None:
         return beams, None
-    if goals is None:
+    if goals is None:  # the default goals, on the structures this case has
         from .optimise import default_goals
 
-        goals = default_goals()
+        goals = default_goals().restricted_to(set(patient.structures))[0]
+    if component not in goals.goals:  # a goal set without this component: the fields as built
+        return beams, None
     objectives = goals.objectives(component, prescription_gy)
     iterations = goals.max_iterations.get(component, 60)
     if kind == "fluence":
@@ -173,12 +188,16 @@ def crt_component(patient: Patient, technique, target: str = "PTV",
     beams = technique.crt_beams(patient, mask, name=target)
     beams, record = _optimised(beams, patient, technique, goals, "crt", dose_per_fraction_gy, backend)
     dose = compute_dose(beams, patient, backend=backend)
-    d95 = dose_statistics(dose.gy, mask, target)["d95_gy"]
+    rbe = beams_rbe(beams)
+    weighted = dose.gy * rbe if rbe != 1.0 else dose.gy
+    d95 = dose_statistics(weighted, mask, target)["d95_gy"]
     if not d95 > 0:
         raise PlanError(f"CRT plan gives no dose to {target!r} (D95 = {d95}); check the beams")
     factor = dose_per_fraction_gy / d95
-    return Component("CRT", _scaled(beams, factor), dose.gy * factor,
-                     f"one fraction, {target} D95 = {dose_per_fraction_gy:g} Gy", dose.backend, dose.seconds, record)
+    unit = dose_unit(rbe)
+    return Component("CRT", _scaled(beams, factor), weighted * factor,
+                     f"one fraction, {target} D95 = {dose_per_fraction_gy:g} {unit}", dose.backend, dose.seconds, rbe,
+                     record)
 
 
 def boost_component(patient: Patient, technique, vertices: VertexLattice, backend: str = "auto", goals=None,
@@ -191,9 +210,12 @@ def boost_component(patient: Patient, technique, vertices: VertexLattice, backen
     beams = technique.boost_beams(patient, vertices.mask, isocenter_xyz_mm=tuple(vertices.centers_xyz_mm.mean(axis=0)))
     beams, record = _optimised(beams, patient, technique, goals, "boost", vertex_dose_gy, backend)
     dose = compute_dose(beams, patient, backend=backend)
-    mean = float(dose.gy[vertices.mask].mean())
+    rbe = beams_rbe(beams)
+    weighted = dose.gy * rbe if rbe != 1.0 else dose.gy
+    mean = float(weighted[vertices.mask].mean())
     if not mean > 0:
         raise PlanError("vertex-boost plan gives no dose to the vertices; check the beams")
     factor = 1.0 / mean
-    return Component("BOOST", _scaled(beams, factor), dose.gy * factor, "vertex mean dose 1 Gy", dose.backend,
-                     dose.seconds, record)
+    unit = dose_unit(rbe)
+    return Component("BOOST", _scaled(beams, factor), weighted * factor, f"vertex mean dose 1 {unit}", dose.backend,
+                     dose.seconds, rbe, record)

@@ -29,7 +29,7 @@ from scipy import ndimage
 from .errors import PlanError
 from .evaluation import dose_statistics
 from .patient import Patient
-from .plan.components import Component, boost_component, crt_component
+from .components import Component, boost_component, crt_component
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY, sfrt_schedule
 from .plan.vertices import VALLEY_MARGIN_MM, VertexLattice, place_vertices
 from .rbe import beams_rbe, dose_unit
@@ -171,7 +171,8 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
         details["crt_plan"] = _describe(plan, settings.crt_plan)
     else:
         step(f"CRT dose ({settings.technique})")
-        crt = crt_component(patient, technique, settings.ptv, CRT_DOSE_PER_FRACTION_GY, settings.backend)
+        crt = crt_component(patient, technique, settings.ptv, CRT_DOSE_PER_FRACTION_GY, settings.backend,
+                            goals=settings.goals)
     if settings.boost_plan:
         step(f"vertex boost dose (plan {settings.boost_plan})")
         plan = read_plan(settings.boost_plan, patient)
@@ -193,7 +194,8 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
             details["vertex_dose_from_plan"] = True
     else:
         step(f"vertex boost dose ({vertices.count} vertices)")
-        boost = boost_component(patient, technique, vertices, settings.backend)
+        boost = boost_component(patient, technique, vertices, settings.backend, goals=settings.goals,
+                                vertex_dose_gy=settings.vertex_dose_gy or 12.0)
     prepared = Prepared(patient, settings, vertices, {"CRT": crt, "BOOST": boost}, details,
                         crt_dose_per_fraction_gy=float(crt_dose_per_fraction))
     try:

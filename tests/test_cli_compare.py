@@ -79,8 +79,8 @@ def test_compare_prints_the_per_arm_table(default_run):
     for value, arm in zip(line.groups(), ("CRT", "SFRT")):
         assert float(value) == pytest.approx(report["arms"][arm]["sfrt_metrics"]["pvdr"], abs=0.005)
     assert re.search(r"^CRT optimisation: \d+ iterations", stdout, re.MULTILINE)
-    b = report["arms"]["SFRT"]["boost_session"]["session"]
-    assert f"boost session: peak {b['peak_gy']:.2f} Gy, valley {b['valley_gy']:.2f} Gy" in stdout
+    b = report["arms"]["SFRT"]["boost_session"]
+    assert f"boost session alone: peak {b['peak_gy']:.2f} Gy, valley {b['valley_gy']:.2f} Gy" in stdout
 
 
 def test_compare_options_reach_the_report(tmp_path, capsys):

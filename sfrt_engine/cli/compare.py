@@ -63,12 +63,10 @@ def print_optimisation(report: dict, out=None) -> None:
                   file=out)
     b = report["arms"].get("SFRT", {}).get("boost_session")
     if b:
-        organs = ", ".join(f"{k[:-7]} max {v:.2f} Gy" for k, v in b["session"].items() if k.endswith("_max_gy"))
-        for key, label in (("session", "boost session"), ("boost_only", "boost fields alone")):
-            m = b[key]
+        for m, label in ((b, "boost session alone"), (b["as_delivered"], "boost session as delivered")):
+            organs = ", ".join(f"{k[:-7]} max {v:.2f} Gy" for k, v in m.items() if k.endswith("_max_gy"))
             print(f"{label}: peak {m['peak_gy']:.2f} Gy, valley {m['valley_gy']:.2f} Gy, PVDR {m['pvdr']:.2f}, "
-                  f"VERTICES D95 {m['vertices_d95_gy']:.2f} Gy"
-                  + (f", {organs}" if key == "session" and organs else ""), file=out)
+                  f"VERTICES D95 {m['vertices_d95_gy']:.2f} Gy" + (f", {organs}" if organs else ""), file=out)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

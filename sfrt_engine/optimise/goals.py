@@ -1,6 +1,7 @@
 """Goal sets: the objectives of each plan component, read from TOML and checked before any dose.
 
-A goal file has one table per component (``[crt]``, ``[boost]``), each with an optional
+A goal file has one table per component (``[crt]``, ``[boost]``; a component without a table is
+not optimised: its fields are used as the technique built them), each with an optional
 ``max_iterations`` and an array of ``[[<component>.goal]]`` tables::
 
     [crt]
@@ -119,6 +120,23 @@ class GoalSet:
             if not np.asarray(structures[name]).any():
                 raise StructureError(f"goal set {self.source}, [{component}]: structure {name!r} is empty; "
                                      f"remove its goals or give it voxels")
+
+    def restricted_to(self, names) -> tuple[GoalSet, list[str]]:
+        """The goals whose structures are all in ``names``, and a description of those left out.
+
+        For the default goal set on a case without some of its structures (a DICOM case without FEMUR):
+        a goal file given by the user is checked strictly instead (:meth:`check_structures`).
+        """
+        names = set(names)
+        kept, dropped = {}, []
+        for comp, goals in self.goals.items():
+            keep = []
+            for g in goals:
+                needed = {g.structure} | ({g.params.get("peak_structure", "VERTICES")} if g.type == "valley" else set())
+                (keep.append(g) if needed <= names else dropped.append(f"[{comp}] {g.type} on {g.structure}"))
+            if keep:
+                kept[comp] = tuple(keep)
+        return GoalSet(kept, {c: self.max_iterations[c] for c in kept}, self.source), dropped
 
     def to_dict(self) -> dict:
         return {"source": self.source, **{c: {"max_iterations": self.max_iterations.get(c),
