@@ -50,6 +50,7 @@ class ComparisonSettings:
     backend: str = "auto"
     goals: object = None  # optimisation goals: None (the default sarcoma goals), a TOML path or a GoalSet
     technique_options: dict = field(default_factory=dict)  # passed to the technique's constructor
+    optimiser_iterations: int | None = None  # overrides the goal set's max_iterations of every component
     #: RT (Ion) Plans the components come from instead of the technique (:mod:`sfrt_engine.imported_plans`);
     #: with a plan, crt_fractions, vertex_sessions and vertex_dose_gy may be None (from the plan)
     crt_plan: str | None = None
@@ -106,7 +107,9 @@ def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Pr
                               gtv_margin_mm=settings.gtv_margin_mm, oar_margin_mm=settings.oar_margin_mm,
                               avoid=settings.avoid)
     technique = get_technique(settings.technique, **settings.technique_options)
-    goals = resolve_goals(settings.goals)
+    goals = resolve_goals(settings.goals, settings.optimiser_iterations)
+    if settings.goals is None:
+        goals = goals.restricted_to({*patient.structures, "VERTICES", "VALLEY"})[0]
     if technique.optimisation:
         goals.check_structures("boost", patient.structures)  # VERTICES and VALLEY exist now
     step(f"CRT dose ({settings.technique})")
@@ -117,17 +120,24 @@ def prepare(patient: Patient, settings: ComparisonSettings, progress=None) -> Pr
     return Prepared(patient, settings, vertices, {"CRT": crt, "BOOST": boost}, technique.describe())
 
 
-def resolve_goals(goals):
-    """The goal set of a comparison: the default sarcoma goals, a TOML file's or a GoalSet as given."""
+def resolve_goals(goals, iterations: int | None = None):
+    """The goal set of a comparison: the default sarcoma goals, a TOML file's or a GoalSet as given;
+    ``iterations`` (if given) replaces every component's iteration limit."""
     from .optimise import GoalSet, default_goals, load_goals
 
     if goals is None:
-        return default_goals()
-    if isinstance(goals, GoalSet):
-        return goals
-    if isinstance(goals, (str, Path)):
-        return load_goals(goals)
-    raise PlanError(f"goals={goals!r}: expected None (the default goals), a TOML file path or a GoalSet")
+        out = default_goals()
+    elif isinstance(goals, GoalSet):
+        out = goals
+    elif isinstance(goals, (str, Path)):
+        out = load_goals(goals)
+    else:
+        raise PlanError(f"goals={goals!r}: expected None (the default goals), a TOML file path or a GoalSet")
+    if iterations is not None:
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise PlanError(f"optimiser_iterations={iterations!r}; expected an integer >= 1")
+        out = dataclasses.replace(out, max_iterations={c: iterations for c in out.goals})
+    return out
 
 
 def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessions: int, vertex_dose_gy: float,
@@ -252,7 +262,7 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
                              f"structures: {', '.join(patient.structures)} (and VERTICES, VALLEY once placed)")
     skipped = []
     if get_technique(settings.technique, **settings.technique_options).optimisation:  # goals, before any dose
-        goals = resolve_goals(settings.goals)
+        goals = resolve_goals(settings.goals, settings.optimiser_iterations)
         if settings.goals is None:  # the default goals apply to the structures this case has
             goals, skipped = goals.restricted_to({*patient.structures, "VERTICES", "VALLEY"})
         goals.check_structures("crt", patient.structures)

@@ -26,7 +26,8 @@ def test_compare_on_dicom_exports_rtdose_rtstruct_and_hdf5(dicom_case, tmp_path)
     folder, phantom = dicom_case
     out = tmp_path / "out"
     code = main(["compare", "--dicom", str(folder), "--target", "GTV_1", "--avoid", "FEMUR", "SKIN",
-                 "--export-dicom", "--backend", "cpp", "--out", str(out), "-q", "--plots", "none"])
+                 "--export-dicom", "--backend", "cpp", "--out", str(out), "-q", "--plots", "none",
+                 "--optimiser-iterations", "3"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["avoid"] == ["FEMUR", "SKIN"]

@@ -88,7 +88,7 @@ def test_options_override_the_plans_fraction_groups_and_one_component_may_be_gen
     folder, rp_crt, _, _, _ = case
     patient = prepare_dicom_case(folder, "GTV")
     settings = ComparisonSettings(technique="impt", crt_fractions=18, vertex_sessions=4, vertex_dose_gy=12.0,
-                                  avoid=(), backend="cpp", crt_plan=str(rp_crt))
+                                  avoid=(), backend="cpp", crt_plan=str(rp_crt), optimiser_iterations=3)
     result = run_comparison(patient, settings)
     assert result.prepared.settings.crt_fractions == 18
     assert result.report["arms"]["SFRT"]["schedule"]["vertex_sessions"] == 4

@@ -181,7 +181,8 @@ def comparisons(tmp_path_factory):
         key = (technique, dicom)
         if key not in made:
             patient = _dicom_patient(tmp_path_factory) if dicom else se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
-            made[key] = se.run_comparison(patient, se.ComparisonSettings(technique=technique, backend="cpp"))
+            made[key] = se.run_comparison(patient, se.ComparisonSettings(technique=technique, backend="cpp",
+                                                                             optimiser_iterations=3))
         return made[key]
 
     return get

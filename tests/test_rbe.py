@@ -82,7 +82,7 @@ def test_photon_component_is_not_weighted(sphere_case):
 
 
 def test_proton_comparison_reports_rbe_and_computes_eqd2_on_the_weighted_dose(sphere_case):
-    settings = se.ComparisonSettings(technique="impt", avoid=(), backend="cpp")
+    settings = se.ComparisonSettings(technique="impt", avoid=(), backend="cpp", optimiser_iterations=3)
     result = se.run_comparison(sphere_case, settings)
     s = result.report["settings"]
     assert s["dose_quantity"]["unit"] == "Gy(RBE)" and s["dose_quantity"]["rbe"] == 1.1

@@ -80,7 +80,7 @@ def phantom_run():
     if not ok:
         pytest.skip(f"cpp backend unavailable: {reason}")
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
-    return se.run_comparison(patient, se.ComparisonSettings(backend="cpp"))
+    return se.run_comparison(patient, se.ComparisonSettings(backend="cpp", optimiser_iterations=3))
 
 
 def test_report_of_a_run_lists_what_was_applied(phantom_run):

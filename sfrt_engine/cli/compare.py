@@ -94,7 +94,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
         backend=args.backend, avoid=avoid, crt_plan=args.crt_plan, boost_plan=args.boost_plan,
-        goals=args.goals)
+        goals=args.goals, optimiser_iterations=args.optimiser_iterations)
     out = Path(args.out)
     bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
                file=sys.stderr)
@@ -192,4 +192,6 @@ def register(sub) -> None:
     p.add_argument("--goals", default=None, metavar="FILE.toml",
                    help="optimisation goals of the CRT and boost components (default: the built-in sarcoma goals, "
                         "sfrt_engine/machines/data/goals_sarcoma.toml)")
+    p.add_argument("--optimiser-iterations", type=int, default=None, metavar="N",
+                   help="L-BFGS-B iteration limit of every optimised component (default: the goal file's)")
     p.set_defaults(func=cmd_compare)
