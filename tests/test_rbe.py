@@ -7,9 +7,9 @@ import pytest
 
 import sfrt_engine as se
 from sfrt_engine.biology import alpha_beta_map, eqd2
+from sfrt_engine.components import crt_component
 from sfrt_engine.errors import PlanError
 from sfrt_engine.evaluation import dose_statistics
-from sfrt_engine.components import crt_component
 from sfrt_engine.plan.techniques import get_technique
 from sfrt_engine.rbe import PROTON_RBE, beams_rbe, dose_quantity
 
