@@ -16,7 +16,7 @@ from sfrt_engine.cases import prepare_dicom_case
 from sfrt_engine.cli import main
 from sfrt_engine.plotting import FIGURES, comparison_figure, parse_plots, plane, vertex_planes
 
-FAST = ["--spacing", "5", "--backend", "cpp"]
+FAST = ["--spacing", "5", "--backend", "cpp", "--optimiser-iterations", "3"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -181,8 +181,10 @@ def comparisons(tmp_path_factory):
         key = (technique, dicom)
         if key not in made:
             patient = _dicom_patient(tmp_path_factory) if dicom else se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
+            options = {"spacing_deg": 15.0} if technique == "vmat" else {}  # a coarse arc: figures, not plans
             made[key] = se.run_comparison(patient, se.ComparisonSettings(technique=technique, backend="cpp",
-                                                                             optimiser_iterations=3))
+                                                                         optimiser_iterations=3,
+                                                                         technique_options=options))
         return made[key]
 
     return get
