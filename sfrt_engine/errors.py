@@ -15,6 +15,8 @@ __all__ = [
     "BackendUnavailableError",
     "DeviceMemoryError",
     "TrialDataError",
+    "StudyFileError",
+    "SchedulerUnreachableError",
 ]
 
 
@@ -51,3 +53,11 @@ class DeviceMemoryError(SfrtError, MemoryError):
 
 class TrialDataError(SfrtError, ValueError):
     """A trial table (lesion measurements, arms, toxicity, dosimetry) is malformed or inconsistent."""
+
+
+class StudyFileError(SfrtError, ValueError):
+    """A study file (or the cohort it names) is invalid; the message names the key and the line."""
+
+
+class SchedulerUnreachableError(SfrtError, ConnectionError):
+    """A Dask scheduler could not be reached within the connection timeout."""

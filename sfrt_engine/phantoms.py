@@ -1,4 +1,4 @@
-"""Built-in phantoms: a water box, a slab phantom and the sarcoma thigh case.
+"""Built-in phantoms: a water box, a slab phantom, the sarcoma thigh case and a synthetic cohort of them.
 
 Every phantom is generated in code (no downloads) and is deterministic.
 CT numbers of the tissues are typical kV-CT values (water 0 HU by definition).
@@ -13,7 +13,7 @@ from .errors import GridError
 from .grid import Grid
 from .patient import Patient
 
-__all__ = ["water_box", "slab", "sarcoma_thigh", "TISSUE_HU"]
+__all__ = ["water_box", "slab", "sarcoma_thigh", "sarcoma_cohort", "TISSUE_HU"]
 
 #: Typical kV-CT numbers [HU] of the tissues used by the phantoms.
 TISSUE_HU = {
@@ -180,3 +180,6 @@ def sarcoma_thigh(
         "NORMAL_TISSUE": body & ~gtv & ~femur & ~skin,
     }
     return Patient(grid, hu, structures, name="sarcoma_thigh")
+
+
+from .synthetic_cohort import sarcoma_cohort  # noqa: E402  (the cohort builds on sarcoma_thigh above)

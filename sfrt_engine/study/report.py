@@ -1,0 +1,1 @@
+"""Cohort plots (to be written)."""
