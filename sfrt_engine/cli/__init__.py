@@ -7,6 +7,7 @@
                  summary and a PNG dose slice.
 ``sfrt trial``   trial endpoints: RECIST 1.1 / Choi response, ORR, local control, PFS, toxicity,
                  dose-response, the sample size, and a synthetic example cohort.
+``sfrt study``   cohort studies from a study file: init, run (local pool or Dask), status, report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``sfrt --help`` lists them.
-SUBCOMMANDS = ("compare", "info", "dose", "trial")
+SUBCOMMANDS = ("compare", "info", "dose", "trial", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

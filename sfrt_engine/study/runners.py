@@ -222,7 +222,7 @@ class DaskRunner:
             futures = {client.submit(execute, spec, key=f"sfrt-job-{spec.key}", resources=resources, pure=False):
                        spec for spec in specs}
             try:
-                for future in dask_completed(futures):
+                for future in dask_completed(futures, loop=client.loop):
                     spec = futures[future]
                     if future.status == "error":  # the worker itself died (execute records job errors)
                         exc = future.exception()
