@@ -329,13 +329,13 @@ def _schedules(reader: _Reader, data: dict) -> dict[str, list]:
 
 
 def _lattices(reader: _Reader, data) -> tuple[LatticeVariant, ...]:
-    if isinstance(data, dict):
-        data = [data]
+    single = isinstance(data, dict)  # [lattice] instead of [[lattice]]: one variant
+    data = [data] if single else data
     if not isinstance(data, list) or not data:
         reader.fail(("lattice",), f"{data!r}: expected one or more [[lattice]] tables")
     out = []
     for i, entry in enumerate(data):
-        where = ("lattice", i)
+        where = ("lattice",) if single else ("lattice", i)
         reader.table(entry, where, {"type": "", "diameter_mm": "", "spacing_mm": "", "name": ""})
         kind = reader.string(entry.get("type", "hcp"), (*where, "type"), _LATTICE_TYPES)
         d = float(reader.number(entry.get("diameter_mm", 15.0), (*where, "diameter_mm"), "mm", lo=1.0, hi=100.0))
