@@ -227,7 +227,8 @@ def _synthetic_cases(reader: _Reader, data: dict) -> list[Case]:
         reader.fail(where, "missing key 'n' (number of synthetic patients)")
     n = reader.number(data["n"], (*where, "n"), "", lo=1, integer=True)
     seed = reader.number(data.get("seed", 0), (*where, "seed"), "", lo=0, integer=True)
-    spacing = float(reader.number(data.get("spacing_mm", 2.5), (*where, "spacing_mm"), "mm", lo=0.5, hi=20.0))
+    # at most the 5 mm skin rind of the phantoms (sarcoma_thigh skin_mm), or SKIN would have no voxel
+    spacing = float(reader.number(data.get("spacing_mm", 2.5), (*where, "spacing_mm"), "mm", lo=0.5, hi=5.0))
     cases = []
     for geometry in cohort_cases(n, seed):
         source = {"kind": "synthetic", "seed": seed, "index": geometry.index, "spacing_mm": spacing}

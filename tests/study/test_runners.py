@@ -16,7 +16,7 @@ STUDY = """\
 backend = "{backend}"
 [cohort.synthetic]
 n = 1
-spacing_mm = 8.0
+spacing_mm = 5.0
 [schedules]
 vertex_sessions = [3]
 """
