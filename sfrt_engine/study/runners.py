@@ -169,7 +169,11 @@ class DaskRunner:
 
     @contextlib.contextmanager
     def _client(self, n_jobs: int, backend: str):
-        from distributed import Client
+        try:
+            from distributed import Client
+        except ImportError:
+            raise SfrtError("the Dask runner needs dask.distributed: pip install 'sfrt-engine[dask]' "
+                            "(or run on the local pool, without --scheduler/--dask-local)") from None
 
         if self.address is None:
             with self._local_cluster(n_jobs, backend) as cluster, Client(cluster, set_as_default=False) as client:
