@@ -12,6 +12,7 @@ from scipy import ndimage
 from .errors import GridError
 from .grid import Grid
 from .patient import Patient
+from .synthetic_cohort import sarcoma_cohort
 
 __all__ = ["water_box", "slab", "sarcoma_thigh", "sarcoma_cohort", "TISSUE_HU"]
 
@@ -180,6 +181,3 @@ def sarcoma_thigh(
         "NORMAL_TISSUE": body & ~gtv & ~femur & ~skin,
     }
     return Patient(grid, hu, structures, name="sarcoma_thigh")
-
-
-from .synthetic_cohort import sarcoma_cohort  # noqa: E402  (the cohort builds on sarcoma_thigh above)

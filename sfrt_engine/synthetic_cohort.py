@@ -28,7 +28,7 @@ import numpy as np
 from .errors import GridError
 from .patient import Patient
 
-__all__ = ["CohortCase", "cohort_cases", "sarcoma_cohort", "LONGEST_DIAMETER_RANGE_MM"]
+__all__ = ["LONGEST_DIAMETER_RANGE_MM", "CohortCase", "cohort_cases", "sarcoma_cohort"]
 
 #: Tumour longest diameter range of the cohort [mm] (trial NCT06980259 eligibility: 5-20 cm).
 LONGEST_DIAMETER_RANGE_MM = (50.0, 200.0)

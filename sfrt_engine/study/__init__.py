@@ -27,6 +27,6 @@ from .runners import DaskRunner, LocalRunner, SerialRunner, physical_cores
 from .schedules import ROW_STRUCTURES, evaluate_schedules, save_csv
 from .studyfile import Case, LatticeVariant, Study, example_study, load_study
 
-__all__ = ["evaluate_schedules", "save_csv", "ROW_STRUCTURES", "load_study", "run", "read_results", "Study", "Case",
-           "LatticeVariant", "JobSpec", "JobResult", "execute", "job_states", "StudyRun", "LocalRunner",
-           "DaskRunner", "SerialRunner", "physical_cores", "example_study", "collect_rows"]
+__all__ = ["ROW_STRUCTURES", "Case", "DaskRunner", "JobResult", "JobSpec", "LatticeVariant", "LocalRunner",
+           "SerialRunner", "Study", "StudyRun", "collect_rows", "evaluate_schedules", "example_study", "execute",
+           "job_states", "load_study", "physical_cores", "read_results", "run", "save_csv"]

@@ -13,7 +13,7 @@ from .results import write_table
 from .runners import DaskRunner, LocalRunner, SerialRunner
 from .studyfile import Study, load_study
 
-__all__ = ["StudyRun", "run", "job_states", "collect_rows", "make_runner"]
+__all__ = ["StudyRun", "collect_rows", "job_states", "make_runner", "run"]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from ..evaluation import sfrt_metrics
 from .schedules import evaluate_schedules
 from .studyfile import Case, LatticeVariant
 
-__all__ = ["JobSpec", "JobResult", "execute", "store", "job_state", "load_job", "JOBS_FOLDER", "BOOST_SESSION_KEYS"]
+__all__ = ["BOOST_SESSION_KEYS", "JOBS_FOLDER", "JobResult", "JobSpec", "execute", "job_state", "load_job", "store"]
 
 #: Sub-folder of the study output that holds one result per job.
 JOBS_FOLDER = "jobs"
@@ -151,7 +151,7 @@ def execute(spec: JobSpec) -> JobResult:
         lap("evaluation")
         rows = _rows(spec, prepared)
         lap("done")
-    except Exception as exc:  # a failed job is recorded and the study goes on
+    except Exception as exc:  # noqa: BLE001 - any failure of a case is recorded and the study goes on
         lap("done")
         return JobResult(spec.key, spec.label, "failed", error=f"{type(exc).__name__}: {exc}",
                          details=traceback.format_exc(), timings_s=timings)

@@ -20,7 +20,7 @@ from .._files import atomic_path
 from ..errors import StudyFileError
 from .results import read_results
 
-__all__ = ["write_report", "EQD2_PANELS"]
+__all__ = ["EQD2_PANELS", "write_report"]
 
 #: (column, axis label) of the EQD2 panels; a panel is left out when its column is absent.
 EQD2_PANELS = (("eqd2_peak_gy", "vertex peak EQD2 [Gy]"), ("eqd2_valley_gy", "valley EQD2 [Gy]"),

@@ -19,7 +19,7 @@ from pathlib import Path
 from .._files import atomic_path
 from ..errors import StudyFileError
 
-__all__ = ["RESULTS_PARQUET", "RESULTS_CSV", "write_table", "read_results"]
+__all__ = ["RESULTS_CSV", "RESULTS_PARQUET", "read_results", "write_table"]
 
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"

@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from ..errors import SchedulerUnreachableError, SfrtError
 from .jobs import JobResult, JobSpec, execute
 
-__all__ = ["LocalRunner", "DaskRunner", "SerialRunner", "physical_cores", "gpu_devices", "GPU_BACKENDS",
-           "DEFAULT_CONNECT_TIMEOUT_S"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "GPU_BACKENDS",
+    "DaskRunner",
+    "LocalRunner",
+    "SerialRunner",
+    "gpu_devices",
+    "physical_cores",
+]
 
 GPU_BACKENDS = ("cuda", "cupy")
 #: How long :class:`DaskRunner` tries to reach a scheduler before giving up [s].
@@ -163,7 +170,7 @@ class DaskRunner:
     def describe(self, n_jobs: int, backend: str = "auto") -> str:
         if self.address:
             return f"Dask cluster at {self.address}"
-        n, threads, devices = LocalRunner(self.workers).plan(n_jobs, backend)
+        n, _, devices = LocalRunner(self.workers).plan(n_jobs, backend)
         kind = "process" if self.processes else "thread"
         return f"Dask LocalCluster of {n} {kind} worker(s)" + (f", GPUs {devices}" if devices else "")
 

@@ -26,7 +26,7 @@ from ..errors import PlanError
 from ..patient import Patient
 from ..plan.schedule import SESSIONS_PER_WEEK, sfrt_schedule
 
-__all__ = ["evaluate_schedules", "save_csv", "ROW_STRUCTURES"]
+__all__ = ["ROW_STRUCTURES", "evaluate_schedules", "save_csv"]
 
 #: Structures whose statistics go into each row.
 ROW_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")

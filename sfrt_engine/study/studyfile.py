@@ -22,14 +22,19 @@ import glob
 import hashlib
 import json
 import re
-import tomllib
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PlanError, StudyFileError
 from ..plan.schedule import BOOST_MODES, SESSIONS_PER_WEEK, crt_schedule, sfrt_schedule
 
-__all__ = ["Case", "LatticeVariant", "Study", "load_study", "example_study", "BACKENDS"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["BACKENDS", "Case", "LatticeVariant", "Study", "example_study", "load_study"]
 
 BACKENDS = ("auto", "cuda", "cupy", "cpp", "numpy")
 _LATTICE_TYPES = ("hcp", "cubic")
@@ -81,7 +86,6 @@ class Study:
     backend: str = "auto"
     csv: bool = False
     unit_doses: bool = True
-    settings: dict = field(default_factory=dict)
 
     def jobs(self) -> list:
         """One :class:`~sfrt_engine.study.jobs.JobSpec` per patient x technique x lattice variant."""
@@ -413,7 +417,7 @@ def load_study(path) -> Study:
         output=(base / output).resolve(), cases=cases, techniques=techniques,
         lattices=_lattices(reader, data.get("lattice", [{}])), schedules=_schedules(reader, data.get("schedules", {})),
         alpha_beta_sets=ab_sets, backend=reader.string(head.get("backend", "auto"), ("study", "backend"), BACKENDS),
-        csv=head.get("csv", False), unit_doses=head.get("unit_doses", True), settings=data)
+        csv=head.get("csv", False), unit_doses=head.get("unit_doses", True))
 
 
 def example_study() -> str:

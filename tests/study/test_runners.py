@@ -56,9 +56,9 @@ def test_gpu_jobs_go_only_to_workers_with_the_gpu_resource(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(STUDY.format(backend="cuda"))
     study = load_study(path)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cpu_only:
-        with pytest.raises(SfrtError, match="no worker of the cluster declares the resource GPU"):
-            run(study, DaskRunner(address=cpu_only.scheduler_address), progress=False)
+    with (LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cpu_only,
+          pytest.raises(SfrtError, match="no worker of the cluster declares the resource GPU")):
+        run(study, DaskRunner(address=cpu_only.scheduler_address), progress=False)
     assert not (study.output / "jobs").exists()
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                       resources={"GPU": 1}) as gpu:

@@ -67,8 +67,8 @@ def test_job_keys_follow_the_inputs(tmp_path):
 @pytest.mark.parametrize("edit, line, pattern", [
     (("[cohort.synthetic]", "[cohort.synthetic]\nnumber = 3"), 7, r"cohort\.synthetic\.number: unknown key"),
     (("vertex_dose_gy = [10.0, 12.0]", "vertex_dose = [10.0]"), 12, r"did you mean 'vertex_dose_gy'"),
-    (("spacing_mm = 5.0", 'spacing_mm = "5 mm"'), 9, r"spacing_mm: '5 mm': expected a number in mm, not a string; "
-                                                    r"write 5"),
+    (("spacing_mm = 5.0", 'spacing_mm = "5 mm"'), 9, (r"spacing_mm: '5 mm': expected a number in mm, not a string; "
+                                                     r"write 5")),
     (("spacing_mm = 5.0", "spacing_mm = 8.0"), 9, r"8\.0: expected a number from 0\.5 to 5 in mm"),
     (("n = 2", "n = 2.5"), 7, r"cohort\.synthetic\.n: 2\.5: expected a whole number"),
     (("vertex_dose_gy = [10.0, 12.0]", "vertex_dose_gy = [1000.0]"), 12, r"expected 8 to 15 Gy.*cGy"),
