@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -65,10 +66,11 @@ def measure(folder: Path, text: str, runner) -> dict:
     for job, r in zip(study.jobs(), records):
         if r["status"] == "done":
             per_technique.setdefault(job.technique, []).append(sum(r["timings_s"].values()))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"jobs": len(records), "done": summary.done, "failed": summary.failed, "wall_s": wall,
             "jobs_per_hour": 3600.0 * len(records) / wall, "rows": sum(len(r["rows"]) for r in done),
             "mean_job_s": {t: sum(v) / len(v) for t, v in per_technique.items()}, "stages_s": per_stage,
-            "runner": summary.runner}
+            "runner": summary.runner, "load_average_1min": load}
 
 
 def main(argv=None) -> int:
@@ -85,7 +87,8 @@ def main(argv=None) -> int:
             result = measure(Path(tmp) / f"w{workers}", text, LocalRunner(workers))
             print(f"\n{workers} worker(s) [{result['runner']}]: {result['jobs']} jobs ({result['done']} done, "
                   f"{result['failed']} failed) in {result['wall_s']:.1f} s = {result['jobs_per_hour']:.0f} jobs/h; "
-                  f"{result['rows']} rows")
+                  f"{result['rows']} rows; load average {result['load_average_1min']:.1f} on "
+                  f"{os.cpu_count()} CPUs")
             print("  mean job [s]: " + ", ".join(f"{t} {s:.2f}" for t, s in result["mean_job_s"].items()))
             print("  stages [s]:   " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_s"].items()))
             print("BENCH " + json.dumps({"bench": "study", "workers": workers, "patients": args.patients,

@@ -40,6 +40,8 @@ BACKENDS = ("auto", "cuda", "cupy", "cpp", "numpy")
 _LATTICE_TYPES = ("hcp", "cubic")
 _SCHEDULE_AXES = {"vertex_dose_gy": "Gy", "vertex_sessions": "", "crt_fractions": "", "boost_mode": ""}
 _SYNTHETIC_AVOID = ("FEMUR", "SKIN")
+#: Structures of every synthetic patient, and those the comparison adds (alpha/beta may name any of them).
+_SYNTHETIC_STRUCTURES = ("BODY", "GTV", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE", "VERTICES", "VALLEY")
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
 
@@ -412,6 +414,12 @@ def load_study(path) -> Study:
     if not isinstance(ab_data, dict) or not ab_data:
         reader.fail(("alpha_beta",), f"{ab_data!r}: expected named sets, e.g. defaults = {{}} and gtv10 = {{ GTV = 10.0 }}")
     ab_sets = {name: reader.alpha_beta(v, ("alpha_beta", name)) for name, v in ab_data.items()}
+    if all(c.source["kind"] == "synthetic" for c in cases):  # structure names are known before any job
+        for name, values in ab_sets.items():
+            for structure in values:
+                if structure not in _SYNTHETIC_STRUCTURES:
+                    reader.fail(("alpha_beta", name, structure), f"not a structure of the synthetic patients; "
+                                f"expected some of {', '.join(_SYNTHETIC_STRUCTURES)}")
     return Study(
         path=path.resolve(), name=reader.string(head.get("name", path.stem), ("study", "name")),
         output=(base / output).resolve(), cases=cases, techniques=techniques,

@@ -81,6 +81,8 @@ def test_job_keys_follow_the_inputs(tmp_path):
     (('backend = "cpp"', 'backend = "gpu"'), 3, r"study\.backend: 'gpu': expected one of auto, cuda"),
     (("[schedules]", "[lattice]\ndiameter_mm = 20.0\nspacing_mm = 10.0\n[schedules]"), 13, r"vertices would overlap"),
     (("[schedules]", "[alpha_beta]\nlow = { GTV = \"3 Gy\" }\n[schedules]"), 12, r"alpha_beta\.low\.GTV.*write 3"),
+    (("[schedules]", "[alpha_beta]\nlow = { TUMOR = 3.0 }\n[schedules]"), 12,
+     r"alpha_beta\.low\.TUMOR: not a structure of the synthetic patients"),
 ])
 def test_bad_study_files_name_line_key_and_fix(tmp_path, edit, line, pattern):
     old, new = edit
