@@ -48,3 +48,18 @@ def test_bad_study_file_is_one_line_exit_2(tmp_path, capsys, edit, message):
     assert err.count("\n") == 1 and err.startswith("sfrt: error: ") and message in err
     assert not (tmp_path / "s_results").exists()
     assert main(["study", "status", str(path)]) == 2
+
+
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "s.toml"
+    assert main(["study", "init", str(path)]) == 0
+    capsys.readouterr()
+    code = main(["study", "run", str(path), "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"could not reach the Dask scheduler at 'tcp://127.0.0.1:{port}': tried for" in err and "dask scheduler" in err
