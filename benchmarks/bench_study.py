@@ -62,14 +62,17 @@ def measure(folder: Path, text: str, runner) -> dict:
     records = [load_job(study.output, job.key) for job in study.jobs()]
     done = [r for r in records if r["status"] == "done"]
     per_stage = {s: sum(r["timings_s"].get(s, 0.0) for r in done) / max(len(done), 1) for s in STAGES}
-    per_technique: dict[str, list[float]] = {}
+    per_technique: dict[str, list[dict]] = {}
     for job, r in zip(study.jobs(), records):
         if r["status"] == "done":
-            per_technique.setdefault(job.technique, []).append(sum(r["timings_s"].values()))
+            per_technique.setdefault(job.technique, []).append(r["timings_s"])
+    stages_by_technique = {t: {s: sum(x.get(s, 0.0) for x in v) / len(v) for s in STAGES}
+                           for t, v in per_technique.items()}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"jobs": len(records), "done": summary.done, "failed": summary.failed, "wall_s": wall,
             "jobs_per_hour": 3600.0 * len(records) / wall, "rows": sum(len(r["rows"]) for r in done),
-            "mean_job_s": {t: sum(v) / len(v) for t, v in per_technique.items()}, "stages_s": per_stage,
+            "mean_job_s": {t: sum(s.values()) for t, s in stages_by_technique.items()}, "stages_s": per_stage,
+            "stages_by_technique_s": stages_by_technique,
             "runner": summary.runner, "load_average_1min": load}
 
 
@@ -90,7 +93,8 @@ def main(argv=None) -> int:
                   f"{result['rows']} rows; load average {result['load_average_1min']:.1f} on "
                   f"{os.cpu_count()} CPUs")
             print("  mean job [s]: " + ", ".join(f"{t} {s:.2f}" for t, s in result["mean_job_s"].items()))
-            print("  stages [s]:   " + ", ".join(f"{k} {v:.2f}" for k, v in result["stages_s"].items()))
+            for technique, stages in result["stages_by_technique_s"].items():
+                print(f"  {technique} stages [s]: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
             print("BENCH " + json.dumps({"bench": "study", "workers": workers, "patients": args.patients,
                                          "spacing_mm": args.spacing, "techniques": args.techniques,
                                          "machine": platform.node(), "engine": se.__version__, **result}))
