@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SfrtError
-from .jobs import JobSpec, job_state, load_job, store
+from .jobs import JOBS_FOLDER, JobSpec, job_state, load_job, store
 from .results import write_table
 from .runners import DaskRunner, LocalRunner, SerialRunner
 from .studyfile import Study, load_study
@@ -83,6 +83,8 @@ def run(study, runner=None, *, workers: int | None = None, progress: bool = True
     start = time.perf_counter()
     study = study if isinstance(study, Study) else load_study(study)
     runner = make_runner(runner, workers)
+    for stale in (study.output / JOBS_FOLDER).glob(".*.tmp"):  # a write cut short by a kill: never a result
+        stale.unlink()
     states = job_states(study)
     todo = [spec for spec, state in states if state == "pending" or (retry_failed and state == "failed")]
     if todo:

@@ -147,6 +147,7 @@ def test_killed_study_resumes_to_the_identical_table(local_run, tmp_path):
     assert 3 <= done < 6
     summary = run(resumed, LocalRunner(workers=2), progress=False)
     assert summary.skipped == done and summary.done == 6
+    assert not list((resumed.output / "jobs").glob(".*"))  # nothing half-written is left
     _same_table(read_results(resumed.output), read_results(study.output))
 
 
