@@ -63,3 +63,18 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert f"could not reach the Dask scheduler at 'tcp://127.0.0.1:{port}': tried for" in err and "dask scheduler" in err
+
+
+@pytest.mark.slow
+def test_failed_jobs_exit_1_and_status_gives_the_reason(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    assert main(["study", "init", str(path)]) == 0
+    text = path.read_text().replace("n = 4 ", "n = 1 ").replace("diameter_mm = 15.0\nspacing_mm = 30.0",
+                                                                  "diameter_mm = 90.0\nspacing_mm = 120.0")
+    path.write_text(text)
+    capsys.readouterr()
+    assert main(["study", "run", str(path), "--workers", "1", "-q"]) == 1  # vertex placement fails before any dose
+    out = capsys.readouterr().out
+    assert "0 done, 1 failed" in out and "failed: SYN001/imrt/hcp-d90-s120: PlanError: no vertex fits" in out
+    assert main(["study", "status", str(path)]) == 0
+    assert "SYN001/imrt/hcp-d90-s120  failed    PlanError: no vertex fits" in capsys.readouterr().out
