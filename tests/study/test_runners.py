@@ -66,3 +66,21 @@ def test_gpu_jobs_go_only_to_workers_with_the_gpu_resource(tmp_path):
     assert summary.ran == 1  # placed on the GPU worker; without a GPU here the job records the backend's reason
     if summary.failed:
         assert "cuda" in summary.failures[0][1]
+
+
+def _worker_environment():
+    return os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.slow
+def test_dask_local_gpu_cluster_has_one_worker_per_device(monkeypatch):
+    from distributed import Client
+
+    monkeypatch.setattr(runners, "physical_cores", lambda: 8)
+    monkeypatch.setattr(runners, "gpu_devices", lambda backend: [0, 1] if backend == "cuda" else [])
+    with DaskRunner(workers=None)._local_cluster(5, "cuda") as cluster, Client(cluster, set_as_default=False) as c:
+        c.wait_for_workers(2, timeout=60)
+        info = c.scheduler_info()["workers"].values()
+        assert sorted(w["resources"].get("GPU") for w in info) == [1, 1]
+        assert all(w["nthreads"] == 1 for w in info)
+        assert sorted(c.run(_worker_environment).values()) == [("0", "4"), ("1", "4")]
