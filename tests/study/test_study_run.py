@@ -130,7 +130,7 @@ def test_killed_study_resumes_to_the_identical_table(local_run, tmp_path):
     study, _, _ = local_run
     path = _write(tmp_path)
     code = "import sys; from sfrt_engine.cli import main; sys.exit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "study", "run", str(path), "--workers", "1", "-q"],
+    proc = subprocess.Popen([sys.executable, "-c", code, "study", "run", str(path), "--workers", "2", "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     resumed = load_study(path)
     keys = [job.key for job in resumed.jobs()]
