@@ -17,17 +17,16 @@ the key, the value, what was expected and the fix (:class:`~sfrt_engine.errors.S
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PlanError, StudyFileError
 from ..plan.schedule import BOOST_MODES, SESSIONS_PER_WEEK, crt_schedule, sfrt_schedule
+from ._tomlreader import Reader
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,8 +41,6 @@ _SCHEDULE_AXES = {"vertex_dose_gy": "Gy", "vertex_sessions": "", "crt_fractions"
 _SYNTHETIC_AVOID = ("FEMUR", "SKIN")
 #: Structures of every synthetic patient, and those the comparison adds (alpha/beta may name any of them).
 _SYNTHETIC_STRUCTURES = ("BODY", "GTV", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE", "VERTICES", "VALLEY")
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
 
 
 @dataclass(frozen=True)
@@ -97,102 +94,6 @@ class Study:
                 for case in self.cases for technique in self.techniques for variant in self.lattices]
 
 
-class _Locator:
-    """Line numbers of the tables and keys of a TOML text (1-based), for error messages."""
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[tuple, int] = {}
-        table: tuple = ()
-        counts: dict[tuple, int] = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.lstrip().startswith("#"):
-                continue
-            header = _HEADER.match(line)
-            if header:
-                path = tuple(self._split(header.group(2)))
-                if header.group(1) == "[[":
-                    counts[path] = counts.get(path, -1) + 1
-                    path = (*path, counts[path])
-                table = path
-                self.lines.setdefault(table, number)
-                continue
-            key = _KEY.match(line)
-            if key:
-                self.lines.setdefault((*table, *self._split(key.group(1))), number)
-
-    @staticmethod
-    def _split(dotted: str) -> list:
-        return [part.strip().strip("\"'") for part in re.findall(r"""[^."']+|"[^"]*"|'[^']*'""", dotted)
-                if part.strip()]
-
-    def line(self, path: tuple) -> int | None:
-        for end in range(len(path), 0, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
-
-
-class _Reader:
-    """Typed access to the parsed TOML with errors that name the file, line and key."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.locator = _Locator(text)
-
-    def fail(self, where: tuple, message: str):
-        line = self.locator.line(where)
-        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in where).replace(".[", "[")
-        at = f"{self.path}:{line}" if line else str(self.path)
-        raise StudyFileError(f"{at}: {key}: {message}")
-
-    def table(self, data: dict, where: tuple, allowed: dict) -> dict:
-        """Check ``data`` is a table whose keys are all in ``allowed`` (key -> description)."""
-        if not isinstance(data, dict):
-            self.fail(where, f"expected a table, got {data!r}")
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, list(allowed), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                self.fail((*where, key), f"unknown key; {hint}known keys: {', '.join(allowed)}")
-        return data
-
-    def number(self, value, where: tuple, unit: str, lo: float | None = None, hi: float | None = None,
-               integer: bool = False) -> float | int:
-        kind = "a whole number" if integer else "a number"
-        unit_text = f" in {unit}" if unit else ""
-        if isinstance(value, str):
-            bare = re.match(r"^\s*([-+0-9.eE]+)\s*[A-Za-z%]+\s*$", value)
-            fix = f"; write {bare.group(1)} (the key's unit is {unit})" if bare and unit else ""
-            self.fail(where, f"{value!r}: expected {kind}{unit_text}, not a string{fix}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-            self.fail(where, f"{value!r}: expected {kind}{unit_text}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            span = f"from {lo:g} to {hi:g}" if hi is not None else f"at least {lo:g}"
-            self.fail(where, f"{value!r}: expected {kind} {span}{unit_text}")
-        return value
-
-    def string(self, value, where: tuple, choices=None) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(where, f"{value!r}: expected a non-empty string")
-        if choices is not None and value not in choices:
-            self.fail(where, f"{value!r}: expected one of {', '.join(choices)}")
-        return value
-
-    def strings(self, value, where: tuple, allow_empty: bool = True) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(where, f"{value!r}: expected a list of names, e.g. [\"FEMUR\", \"SKIN\"]")
-        if not value and not allow_empty:
-            self.fail(where, "empty list; give at least one value")
-        return tuple(value)
-
-    def alpha_beta(self, value, where: tuple) -> dict:
-        if not isinstance(value, dict):
-            self.fail(where, f"{value!r}: expected a table of structure = alpha/beta in Gy, e.g. {{ GTV = 4.0 }}")
-        return {name: float(self.number(v, (*where, name), "Gy", lo=1e-6)) for name, v in value.items()}
-
-
 def _hash_folder(folder: Path) -> str:
     h = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -203,7 +104,7 @@ def _hash_folder(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _dicom_patient_id(reader: _Reader, folder: Path, where: tuple) -> str:
+def _dicom_patient_id(reader: Reader, folder: Path, where: tuple) -> str:
     """PatientID of the case's CT (folder name when empty); errors when the folder holds no CT image."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -224,7 +125,7 @@ def _dicom_patient_id(reader: _Reader, folder: Path, where: tuple) -> str:
                        "holds one axial CT series and its RTSTRUCT: fix the path or remove the folder from the glob")
 
 
-def _synthetic_cases(reader: _Reader, data: dict) -> list[Case]:
+def _synthetic_cases(reader: Reader, data: dict) -> list[Case]:
     from ..synthetic_cohort import cohort_cases
 
     where = ("cohort", "synthetic")
@@ -243,7 +144,7 @@ def _synthetic_cases(reader: _Reader, data: dict) -> list[Case]:
     return cases
 
 
-def _dicom_cases(reader: _Reader, blocks, base: Path) -> list[tuple[Case, tuple]]:
+def _dicom_cases(reader: Reader, blocks, base: Path) -> list[tuple[Case, tuple]]:
     if isinstance(blocks, dict):
         blocks = [blocks]
     if not isinstance(blocks, list):
@@ -278,7 +179,7 @@ def _dicom_cases(reader: _Reader, blocks, base: Path) -> list[tuple[Case, tuple]
     return out
 
 
-def _apply_overrides(reader: _Reader, cases: list[Case], overrides) -> list[Case]:
+def _apply_overrides(reader: Reader, cases: list[Case], overrides) -> list[Case]:
     where = ("cohort", "overrides")
     reader.table(overrides, where, {c.patient_id: "" for c in cases} | {k: "" for k in overrides})
     by_id = {c.patient_id: i for i, c in enumerate(cases)}
@@ -296,7 +197,7 @@ def _apply_overrides(reader: _Reader, cases: list[Case], overrides) -> list[Case
     return out
 
 
-def _schedules(reader: _Reader, data: dict) -> dict[str, list]:
+def _schedules(reader: Reader, data: dict) -> dict[str, list]:
     where = ("schedules",)
     reader.table(data, where, _SCHEDULE_AXES)
     defaults = {"vertex_dose_gy": [12.0], "vertex_sessions": [4], "crt_fractions": [20], "boost_mode": ["integrated"]}
@@ -335,7 +236,7 @@ def _schedules(reader: _Reader, data: dict) -> dict[str, list]:
     return axes
 
 
-def _lattices(reader: _Reader, data) -> tuple[LatticeVariant, ...]:
+def _lattices(reader: Reader, data) -> tuple[LatticeVariant, ...]:
     single = isinstance(data, dict)  # [lattice] instead of [[lattice]]: one variant
     data = [data] if single else data
     if not isinstance(data, list) or not data:
@@ -379,7 +280,7 @@ def load_study(path) -> Study:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyFileError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from None
-    reader = _Reader(path, text)
+    reader = Reader(path, text)
     base = path.parent.resolve()
     reader.table(data, (), {"study": "", "cohort": "", "schedules": "", "lattice": "", "alpha_beta": ""})
     head = reader.table(data.get("study", {}), ("study",), {"name": "", "output": "", "backend": "",
