@@ -68,8 +68,8 @@ DEFAULT_HU_TO_DENSITY = HUCalibration(
 
 #: Generic bilinear kV-CT calibration to proton stopping power relative to water. Below 0 HU
 #: the air-water line; above, 0.5e-3 per HU, which puts cortical bone (about 1300 HU) at 1.65,
-#: close to stoichiometric calibrations (Schneider et al., Phys Med Biol 41:111, 1996, give
-#: 1.6-1.7 for cortical bone). Site-specific tables should replace it.
+#: about 0.1 above stoichiometric calibrations (2 mm of range per 20 mm of bone). Kept for
+#: comparison; patients default to :func:`sfrt_engine.calibration.stoichiometric_stopping_power`.
 DEFAULT_HU_TO_STOPPING_POWER = HUCalibration(
     hu=(-1000.0, 0.0, 3000.0),
     density=(0.001, 1.0, 2.5),
@@ -136,7 +136,8 @@ class Patient:
     calibration : HUCalibration, optional
         HU to relative electron density (photons); defaults to :data:`DEFAULT_HU_TO_DENSITY`.
     stopping_power_calibration : HUCalibration, optional
-        HU to relative proton stopping power; defaults to :data:`DEFAULT_HU_TO_STOPPING_POWER`.
+        HU to relative proton stopping power; defaults to the stoichiometric calibration
+        (:func:`sfrt_engine.calibration.stoichiometric_stopping_power`, cortical bone about 1.5).
     name : str
     """
 
@@ -148,8 +149,11 @@ class Patient:
         self.hu = hu
         self.structures = StructureSet(grid, structures)
         self.calibration = calibration if calibration is not None else DEFAULT_HU_TO_DENSITY
-        self.stopping_power_calibration = (stopping_power_calibration if stopping_power_calibration is not None
-                                           else DEFAULT_HU_TO_STOPPING_POWER)
+        if stopping_power_calibration is None:
+            from .calibration import stoichiometric_stopping_power
+
+            stopping_power_calibration = stoichiometric_stopping_power()
+        self.stopping_power_calibration = stopping_power_calibration
         self.name = name
 
     @property
