@@ -126,8 +126,8 @@ def energy_conserving_idd(depth_mm: np.ndarray, energy_mev: float, t_table: np.n
       recoils and slow protons), ``buildup_fraction`` carried forward by secondary protons and
       deposited along an exponential of mean length ``buildup_mm`` that stops at the primary's
       range R0, and the rest carried away by neutrons and photons;
-    - range straggling and the energy spread blur everything with a Gaussian of
-      ``straggling_mm`` (the entrance is padded with its own value so it is not blurred).
+    - range straggling and the energy spread blur the end of range with a Gaussian of
+      ``straggling_mm``; more than six sigma before R0 the curve is not blurred.
 
     The integral over depth is ``E0 - (1 - local_fraction - buildup_fraction) * E_nuclear``:
     the energy the beam carries, less what leaves the phantom.
@@ -164,8 +164,11 @@ def energy_conserving_idd(depth_mm: np.ndarray, energy_mev: float, t_table: np.n
     kernel /= kernel.sum()
     padded = np.concatenate([np.full(half, per_cell[0]), per_cell, np.zeros(half)])
     blurred = np.convolve(padded, kernel, mode="valid")
-    centres_mm = 10.0 * 0.5 * (edges[1:] + edges[:-1])
-    return np.interp(np.asarray(depth_mm, float), centres_mm, blurred / h, left=blurred[0] / h, right=0.0)
+    # straggling spreads the end of range only: far before it the curve is left as it is (there the blur
+    # would only drag the secondaries' build-up towards the surface), with a ramp of one sigma between
+    ramp = np.clip((centres - (r0 - 6.0 * sig)) / sig, 0.0, 1.0)
+    per_cell = ramp * blurred + (1.0 - ramp) * per_cell
+    return np.interp(np.asarray(depth_mm, float), 10.0 * centres, per_cell / h, left=per_cell[0] / h, right=0.0)
 
 
 def _mcs_sigma_mm(depth_mm: np.ndarray, energy_mev: float, range_cm: float, t_table, r_table,
