@@ -17,6 +17,9 @@ __all__ = [
     "TrialDataError",
     "StudyFileError",
     "SchedulerUnreachableError",
+    "OutputError",
+    "ResultSetLockedError",
+    "MemoryBudgetError",
 ]
 
 
@@ -61,3 +64,15 @@ class StudyFileError(SfrtError, ValueError):
 
 class SchedulerUnreachableError(SfrtError, ConnectionError):
     """A Dask scheduler could not be reached within the connection timeout."""
+
+
+class OutputError(SfrtError, OSError):
+    """Results cannot be written where asked (an existing file, a read-only place, a foreign folder)."""
+
+
+class ResultSetLockedError(OutputError):
+    """Another run is writing the same result folder; the message names its process."""
+
+
+class MemoryBudgetError(SfrtError, MemoryError):
+    """A run's estimated peak memory exceeds the memory budget; the message gives the estimate and the fix."""

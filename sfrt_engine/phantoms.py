@@ -14,7 +14,7 @@ from .grid import Grid
 from .patient import Patient
 from .synthetic_cohort import sarcoma_cohort
 
-__all__ = ["water_box", "slab", "sarcoma_thigh", "sarcoma_cohort", "TISSUE_HU"]
+__all__ = ["water_box", "slab", "sarcoma_thigh", "sarcoma_thigh_grid", "sarcoma_cohort", "TISSUE_HU"]
 
 #: Typical kV-CT numbers [HU] of the tissues used by the phantoms.
 TISSUE_HU = {
@@ -117,6 +117,13 @@ def _erode(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
     return dist > margin_mm
 
 
+def sarcoma_thigh_grid(spacing_xyz_mm=2.5, limb_semi_axes_mm=(85.0, 78.0), limb_length_mm=250.0,
+                       air_margin_mm=12.5) -> Grid:
+    """The grid :func:`sarcoma_thigh` builds, without building the phantom (e.g. to size a run first)."""
+    a, b = limb_semi_axes_mm
+    return Grid.from_extent((2 * (a + air_margin_mm), 2 * (b + air_margin_mm), limb_length_mm), spacing_xyz_mm)
+
+
 def sarcoma_thigh(
     spacing_xyz_mm=2.5,
     limb_semi_axes_mm=(85.0, 78.0),
@@ -146,8 +153,7 @@ def sarcoma_thigh(
     femur and skin).
     """
     a, b = limb_semi_axes_mm
-    size = (2 * (a + air_margin_mm), 2 * (b + air_margin_mm), limb_length_mm)
-    grid = Grid.from_extent(size, spacing_xyz_mm)
+    grid = sarcoma_thigh_grid(spacing_xyz_mm, limb_semi_axes_mm, limb_length_mm, air_margin_mm)
     z, y, x = grid.coordinates_mm()
     shape = grid.shape_zyx
 
