@@ -7,8 +7,16 @@ import argparse
 
 import numpy as np
 
-from ._common import (Stages, UsageError, add_backend_option, add_memory_option, add_out_option, check_backend,
-                      common_options, memory_budget)
+from ._common import (
+    Stages,
+    UsageError,
+    add_backend_option,
+    add_memory_option,
+    add_out_option,
+    check_backend,
+    common_options,
+    memory_budget,
+)
 
 __all__ = ["register"]
 
