@@ -11,12 +11,13 @@ the environment variable ``SFRT_MAX_MEMORY``, or :data:`DEFAULT_BUDGET_FRACTION`
 available now (``MemAvailable`` in /proc/meminfo, bounded by a cgroup limit where one is set).
 
 The estimate is empirical: a fixed base (the interpreter, NumPy, SciPy, matplotlib and the
-engine) plus bytes per voxel for the command and per voxel and beam for the backend. The
-coefficients were fitted to the peak resident set size (``/usr/bin/time -f %M``) of
-``sfrt compare`` and ``sfrt dose`` on the sarcoma phantom at 5 to 1.5 mm with the cpp backend
-(0.07 to 2.6 million voxels) and checked against a run at 1 mm (8.9 million voxels) that was not
-used in the fit; see ``tests/test_memory.py`` for the figures. They are rounded up, so the
-estimate errs on the safe side by 10-30 %.
+engine) plus bytes per voxel for the command, and per voxel and beam for photon and proton
+beams. The coefficients were fitted to the peak resident set size (``/usr/bin/time -f %M``) of
+``sfrt compare`` (imrt, vmat, impt) and ``sfrt dose`` on the sarcoma phantom at 5 to 1.5 mm with
+the cpp backend (0.07 to 2.6 million voxels), and rounded up. Checked against runs not used in
+the fit: ``sfrt compare --spacing 1`` (8.8 million voxels, imrt) peaked at 1.06 GB, estimate
+1.25 GB; ``sfrt dose --spacing 2.5 --backend numpy`` 0.18 GB, estimate 0.22 GB. The estimate
+errs on the safe side by about 10-25 %.
 """
 
 from __future__ import annotations
@@ -35,16 +36,22 @@ ENV_VAR = "SFRT_MAX_MEMORY"
 #: Share of the available memory a run may use by default.
 DEFAULT_BUDGET_FRACTION = 0.8
 
-#: Resident memory of the interpreter with the engine, NumPy, SciPy and matplotlib imported [bytes]
-#: (measured 111-114 MiB; rounded up).
-BASE_BYTES = 140e6
-#: Peak bytes per voxel of each command (every per-voxel array alive at the peak: CT, masks,
-#: densities, per-beam depth, the unit doses of each component, physical dose and EQD2 of each
-#: arm, the alpha/beta map and temporaries). Measured slopes: compare 108-110 B, dose 68 B per
-#: voxel between 2 and 1.5 mm.
-BYTES_PER_VOXEL = {"compare": 125.0, "dose": 80.0}
-#: Extra bytes per voxel and beam held during the dose computation (ray tables and footprints).
-BYTES_PER_VOXEL_BEAM = {"numpy": 24.0, "cpp": 1.0, "cuda": 1.0, "cupy": 1.0}
+#: Resident memory of the interpreter with the engine, NumPy, SciPy and matplotlib imported, and the
+#: figures of a run [bytes] (the interpreter alone measured 117 MB; a 5 mm run 140 MB; rounded up).
+BASE_BYTES = 150e6
+#: Peak bytes per voxel of each command, beams aside (CT, masks, densities, the unit doses of each
+#: component, physical dose and EQD2 of each arm, the alpha/beta map and temporaries).
+BYTES_PER_VOXEL = {"compare": 90.0, "dose": 55.0}
+#: Extra bytes per voxel and photon beam (or arc control point) held during a run: measured 2.35 for
+#: 180 VMAT control points at 3 mm, 1.2 for 1 to 9 static beams at 2 mm.
+PHOTON_BYTES_PER_VOXEL_BEAM = 2.5
+#: Extra bytes per voxel and proton field, and a fixed part of the proton runs (spot and layer tables):
+#: fitted to IMPT (6 fields) at 4 and 3 mm, 161 B per voxel and field plus 94 MB.
+PROTON_BYTES_PER_VOXEL_BEAM = 170.0
+PROTON_FIXED_BYTES = 100e6
+#: Extra bytes per voxel and beam of the NumPy reference (float64 temporaries): measured 10 with
+#: 5 beams at 2.5 mm.
+NUMPY_BYTES_PER_VOXEL_BEAM = 12.0
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
           "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
@@ -122,22 +129,34 @@ def memory_budget_bytes(max_memory: str | None = None) -> float:
     return DEFAULT_BUDGET_FRACTION * available_memory_bytes()
 
 
-def estimate_peak_bytes(n_voxels: int, n_beams: int, backend: str = "cpp", command: str = "compare") -> float:
-    """Estimated peak resident memory of a run [bytes].
+def estimate_peak_bytes(n_voxels: int, photon_beams: int = 0, proton_beams: int = 0, backend: str = "cpp",
+                        command: str = "compare") -> float:
+    """Estimated peak resident (host) memory of a run [bytes].
 
     Parameters
     ----------
     n_voxels : int
         Voxels of the dose grid (the CT grid).
-    n_beams : int
-        Beams (fields, or arc control points) the run computes, all components together.
+    photon_beams, proton_beams : int
+        Photon beams (static fields, or arc control points) and proton fields the run computes,
+        all components together.
     backend : str
-        Backend name as resolved ("auto" counts as the compiled CPU backend). GPU backends hold
-        their arrays in device memory as well; this is host memory only.
+        Backend name as resolved. GPU backends also hold arrays in device memory; this estimate
+        is of host memory only.
     command : {"compare", "dose"}
+
+    Returns
+    -------
+    float
+        :data:`BASE_BYTES` + ``n_voxels`` x (bytes per voxel of the command + per beam of each kind),
+        plus :data:`PROTON_FIXED_BYTES` when there are proton fields.
     """
-    per_beam = BYTES_PER_VOXEL_BEAM.get(backend, BYTES_PER_VOXEL_BEAM["numpy"])
-    return BASE_BYTES + n_voxels * (BYTES_PER_VOXEL[command] + per_beam * max(int(n_beams), 1))
+    if command not in BYTES_PER_VOXEL:
+        raise ValueError(f"command={command!r}: expected one of {', '.join(BYTES_PER_VOXEL)}")
+    extra = NUMPY_BYTES_PER_VOXEL_BEAM if backend == "numpy" else 0.0
+    per_voxel = (BYTES_PER_VOXEL[command] + photon_beams * (PHOTON_BYTES_PER_VOXEL_BEAM + extra)
+                 + proton_beams * (PROTON_BYTES_PER_VOXEL_BEAM + extra))
+    return BASE_BYTES + (PROTON_FIXED_BYTES if proton_beams else 0.0) + float(n_voxels) * per_voxel
 
 
 def check_memory(estimate_bytes: float, budget_bytes: float, what: str, fix: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
 import warnings
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 
 import numpy as np

@@ -66,15 +66,15 @@ def check_compare_options(args: argparse.Namespace) -> str:
     return check_backend(args.backend)
 
 
-def technique_beam_count(technique) -> int:
-    """Beams (fields, or arc control points) of the CRT and boost field sets of a technique, all together."""
+def technique_beam_count(technique) -> tuple[int, int]:
+    """(photon beams or arc control points, proton fields) of a technique's CRT and boost field sets."""
     if hasattr(technique, "crt_beams_count"):
-        return int(technique.crt_beams_count) + int(technique.boost_beams_count)
+        return int(technique.crt_beams_count) + int(technique.boost_beams_count), 0
     if hasattr(technique, "crt_gantry_deg"):
-        return len(technique.crt_gantry_deg) + len(technique.boost_gantry_deg)
+        return 0, len(technique.crt_gantry_deg) + len(technique.boost_gantry_deg)
     if hasattr(technique, "spacing_deg"):
-        return 2 * int(np.ceil(360.0 / float(technique.spacing_deg)))
-    return 10
+        return 2 * int(np.ceil(360.0 / float(technique.spacing_deg))), 0
+    return 20, 0
 
 
 def check_compare_memory(args: argparse.Namespace, grid, backend: str, where: str) -> None:
@@ -82,9 +82,9 @@ def check_compare_memory(args: argparse.Namespace, grid, backend: str, where: st
     from ..memory import check_memory, estimate_peak_bytes
     from ..plan.techniques import get_technique
 
-    n_beams = technique_beam_count(get_technique(args.technique))
+    photons, protons = technique_beam_count(get_technique(args.technique))
     fix = "use a coarser --spacing" if args.dicom is None else "resample the CT to larger voxels or crop it"
-    check_memory(estimate_peak_bytes(grid.size, n_beams, backend, "compare"), memory_budget(args),
+    check_memory(estimate_peak_bytes(grid.size, photons, protons, backend, "compare"), memory_budget(args),
                  f"sfrt compare on {where}, a {' x '.join(map(str, grid.shape_zyx))} grid "
-                 f"({grid.size / 1e6:.1f} million voxels), {args.technique} with {n_beams} beams on {backend},",
-                 fix)
+                 f"({grid.size / 1e6:.1f} million voxels), {args.technique} with {photons + protons} beams on "
+                 f"{backend},", fix)

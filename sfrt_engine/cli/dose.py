@@ -55,7 +55,7 @@ def cmd_dose(args: argparse.Namespace) -> int:
     machine = _check(args)
     backend = check_backend(args.backend)
     grid = sarcoma_thigh_grid(args.spacing)
-    check_memory(estimate_peak_bytes(grid.size, args.beams, backend, "dose"), memory_budget(args),
+    check_memory(estimate_peak_bytes(grid.size, args.beams, 0, backend, "dose"), memory_budget(args),
                  f"sfrt dose on a {' x '.join(map(str, grid.shape_zyx))} grid ({grid.size / 1e6:.1f} million "
                  f"voxels at {args.spacing:g} mm) with {args.beams} beams on {backend}",
                  "use a coarser --spacing")

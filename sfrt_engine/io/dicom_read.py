@@ -20,9 +20,12 @@ import pydicom
 from ..dose import Dose
 from ..grid import Grid
 from ..patient import DEFAULT_HU_TO_DENSITY, Patient, check_ct_numbers
-from ._dicom_common import CT_IMAGE_STORAGE, IDENTITY_KEYS, RT_DOSE_STORAGE, RT_STRUCTURE_SET_STORAGE
-from ._errors import DicomError, malformed_dicom
+from ._dicom_common import (
+    IDENTITY_KEYS,
+    RT_DOSE_STORAGE,
+)
 from ._dicom_scan import Inventory, referenced_series, roi_names, scan_folder
+from ._errors import DicomError, malformed_dicom
 from ._rtstruct_read import read_structures
 
 log = logging.getLogger(__name__)
