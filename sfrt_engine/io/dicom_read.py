@@ -111,7 +111,8 @@ def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
             _require(path, h, key)
     series = Counter(str(h.get("SeriesInstanceUID", "")) for _, h in cts)
     labels = {str(h.get("SeriesInstanceUID", "")): str(h.get("SeriesDescription", "") or "") for _, h in cts}
-    _one(series, "series", folder, "Mixed series: keep one CT series per folder.", labels)
+    _one(series, "series", folder, "Mixed series: keep one CT series in the folder and its subfolders, or add the "
+         "RT Structure Set that references one.", labels)
     frames = Counter(str(h.get("FrameOfReferenceUID", "")) for _, h in cts)
     _one(frames, "FrameOfReferenceUIDs", folder, "All slices of a series must share one frame of reference.")
     for path, h in cts:

@@ -1,0 +1,130 @@
+"""Result sets (io/result_set.py): whole sets or nothing, manifest, lock, up-front checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sfrt_engine.errors import OutputError, ResultSetLockedError
+from sfrt_engine.io.result_set import MANIFEST_NAME, ResultSet, check_destination, read_manifest, verify
+
+
+def _write_set(out, text: str, extra: dict | None = None) -> ResultSet:
+    with ResultSet(out, settings={"dose": text}) as rs:
+        (rs.path / "report.json").write_text(json.dumps({"dose": text}))
+        (rs.path / "CT").mkdir()
+        (rs.path / "CT" / "CT.0001.dcm").write_bytes(text.encode() * 10)
+        for name, data in (extra or {}).items():
+            (rs.path / name).write_text(data)
+    return rs
+
+
+def _hidden_siblings(folder):
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}."))
+
+
+def test_manifest_lists_every_file_with_its_sha256(tmp_path):
+    out = tmp_path / "run"
+    rs = _write_set(out, "8 Gy")
+    manifest = read_manifest(out)
+    assert manifest == rs.manifest and manifest["settings"] == {"dose": "8 Gy"}
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == {"report.json", "CT/CT.0001.dcm"}
+    for name, entry in listed.items():
+        data = (out / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
+    assert verify(out) == []
+    assert _hidden_siblings(out) == []  # no lock file, no temporary folder left
+    # verify finds a changed, a missing and an extra file
+    (out / "report.json").write_text("{}")
+    (out / "CT" / "CT.0001.dcm").unlink()
+    (out / "stray.txt").write_text("x")
+    assert verify(out) == ["missing: CT/CT.0001.dcm", "not in the manifest: stray.txt", "SHA-256 differs: report.json"]
+
+
+def test_a_new_set_replaces_the_old_one_whole(tmp_path):
+    out = tmp_path / "run"
+    _write_set(out, "8 Gy", extra={"only_in_old.txt": "old"})
+    _write_set(out, "15 Gy")
+    assert json.loads((out / "report.json").read_text()) == {"dose": "15 Gy"}
+    assert not (out / "only_in_old.txt").exists()  # nothing of the old set survives beside the new one
+    assert verify(out) == [] and _hidden_siblings(out) == []
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_an_error_or_interrupt_leaves_the_previous_set_untouched(tmp_path, failure):
+    out = tmp_path / "run"
+    _write_set(out, "8 Gy")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(type(failure)):
+        with ResultSet(out) as rs:
+            (rs.path / "report.json").write_text("half")
+            raise failure
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert _hidden_siblings(out) == []
+
+
+def test_an_error_on_a_fresh_folder_leaves_no_folder(tmp_path):
+    with pytest.raises(RuntimeError):
+        with ResultSet(tmp_path / "new") as rs:
+            (rs.path / "report.json").write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path):
+    out = tmp_path / "run"
+    with ResultSet(out, command="sfrt compare --out run"):
+        with pytest.raises(ResultSetLockedError, match=rf"another run is writing this folder \(PID {os.getpid()} "):
+            ResultSet(out).__enter__()
+    _write_set(out, "after")  # the lock is gone once the first set is written
+
+
+def test_a_stale_lock_of_a_dead_process_does_not_block(tmp_path):
+    out = tmp_path / "run"
+    # a killed run leaves its lock file (no longer locked: the kernel released it) and its partial folder
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".run.lock").write_text(f"PID {dead.stdout.strip()} on host: sfrt compare\n")
+    (tmp_path / f".run.partial-{dead.stdout.strip()}-abc").mkdir()
+    _write_set(out, "8 Gy")
+    assert verify(out) == [] and _hidden_siblings(out) == []
+
+
+def test_destination_checks(tmp_path):
+    (tmp_path / "file.txt").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("mine")
+    with pytest.raises(OutputError, match="--out is empty"):
+        check_destination("  ")
+    with pytest.raises(OutputError, match="is an existing file"):
+        check_destination(tmp_path / "file.txt")
+    with pytest.raises(OutputError, match="not an sfrt result set"):
+        check_destination(tmp_path / "mine")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        check_destination(tmp_path / "file.txt" / "out")
+    # an empty folder and a folder written by an earlier version (report and plots only) may be replaced
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "report.json").write_text("{}")
+    (tmp_path / "legacy" / "eqd2_axial.png").write_bytes(b"png")
+    assert check_destination(tmp_path / "empty") == tmp_path / "empty"
+    assert check_destination(tmp_path / "legacy") == tmp_path / "legacy"
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "mine"
+    assert MANIFEST_NAME == "manifest.json"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_read_only_place_is_refused_up_front(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="is not writable"):
+            check_destination(ro / "out")
+    finally:
+        ro.chmod(0o755)
