@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,26 +210,47 @@ def _snapshot(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def _interrupted_run(out: Path, ready, reset, *extra: str) -> str:
+    """Start a run, send SIGINT once ``ready(out)`` holds, and return its stderr.
+
+    On a loaded machine the run may finish before the signal is sent; then ``reset()`` restores the
+    folder and the run is tried again (three times at most).
+    """
+    for _ in range(3):
+        proc = _sfrt(out, *extra)
+        _wait_for(lambda: ready(out), proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:  # finished first: a complete new set, as allowed; try again
+            assert verify(out) == []
+            reset()
+            continue
+        assert proc.returncode == 130, err
+        return err
+    pytest.fail("the run always finished before SIGINT could be sent")
+
+
 @pytest.mark.slow
-def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path):
+def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path, tmp_path_factory):
     fresh = tmp_path / "fresh"
-    proc = _sfrt(fresh)
-    _wait_for(lambda: _partial(fresh), proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    err = _interrupted_run(fresh, lambda out: _partial(out), lambda: shutil.rmtree(fresh))
     assert err.strip().splitlines() == ["sfrt: interrupted; no half-written results were left"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder at all, no lock, no partial
 
     out = tmp_path / "out"
     assert main(["compare", *FAST, "-q", "--out", str(out), "--vertex-dose", "8"]) == 0
     before = _snapshot(out)
+    backup = tmp_path_factory.mktemp("backup") / "out"
+    shutil.copytree(out, backup)
+
+    def reset():
+        shutil.rmtree(out)
+        shutil.copytree(backup, out)
+
     # interrupt once the new report (15 Gy) is written aside, while the plots are being drawn
-    proc = _sfrt(out, "--vertex-dose", "15")
-    _wait_for(lambda: any((p / "report.json").exists() for p in _partial(out)), proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    err = _interrupted_run(out, lambda o: any((p / "report.json").exists() for p in _partial(o)), reset,
+                           "--vertex-dose", "15")
+    assert "Traceback" not in err
     assert _snapshot(out) == before and verify(out) == []
     assert json.loads((out / "report.json").read_text())["settings"]["vertex_dose_gy"] == 8.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -17,8 +17,9 @@ that so:
    the run's settings.
 5. **Swap.** The temporary folder replaces the destination in one step: ``renameat2`` with
    ``RENAME_EXCHANGE`` where Linux offers it, otherwise two renames in a row. SIGINT and SIGTERM
-   are held back during the swap and during clean-up, so Ctrl-C at any moment leaves the
-   previous complete set untouched (or no folder, if there was none).
+   are held back (their handlers deferred) while the lock is taken, during the swap and during
+   clean-up, so Ctrl-C at any moment leaves the previous complete set untouched (or no folder,
+   if there was none).
 
 On any error or interrupt inside the ``with`` block the temporary folder is removed, the lock is
 released and the exception propagates; the destination is exactly as it was.
@@ -55,6 +56,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,7 +88,9 @@ def check_destination(out) -> Path:
     """
     if out is None or not str(out).strip():
         raise OutputError("--out is empty: expected a folder name, e.g. --out sfrt_out")
-    path = Path(os.path.abspath(os.path.expanduser(str(out))))
+    path = Path(os.path.realpath(os.path.expanduser(str(out))))  # a link is followed: its target is replaced
+    if not path.name or path == path.parent:
+        raise OutputError(f"--out {out}: is a root folder; choose a folder inside it, e.g. --out {path / 'sfrt_out'}")
     if path.exists() and not path.is_dir():
         raise OutputError(f"--out {out}: is an existing file, expected a folder; choose another name")
     if path.is_dir() and not _replaceable(path):
@@ -118,13 +122,31 @@ def _replaceable(folder: Path) -> bool:
 
 @contextmanager
 def _signals_held():
-    """Hold back SIGINT and SIGTERM for the block; they are delivered when it ends."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Hold back SIGINT and SIGTERM for the block; one that arrived is acted on when it ends.
+
+    The Python-level handlers are swapped for one that only records the signal (a signal mask would
+    not do: the kernel hands a process-directed signal to any thread that does not block it, such as
+    a BLAS worker). Outside the main thread, where handlers cannot be set, the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
     try:
+        for signum in held:
+            previous[signum] = signal.signal(signum, lambda number, frame: received.append(number))
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            handler = previous.get(received[0])
+            if callable(handler):
+                handler(received[0], None)  # e.g. default_int_handler raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(received[0])
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -244,40 +266,48 @@ class ResultSet:
             parent.mkdir(parents=True, exist_ok=True)
             with _signals_held():
                 self._acquire()
-                try:
-                    self._remove_leftovers()
-                    self.path = Path(tempfile.mkdtemp(prefix=_sibling(self.final_path, f"partial-{os.getpid()}-"),
-                                                      dir=parent))
-                except BaseException:
-                    self._release()
-                    raise
-        except PermissionError as exc:
-            raise OutputError(f"--out {self.final_path}: cannot write there ({exc.strerror}); choose a folder "
-                              "you can write to") from None
-        except OSError as exc:
-            if isinstance(exc, OutputError):
-                raise
-            raise OutputError(f"--out {self.final_path}: cannot create the result folder ({exc})") from None
-        os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp makes 0700; a result folder is an ordinary folder
+                self._remove_leftovers()
+                self.path = Path(tempfile.mkdtemp(prefix=_sibling(self.final_path, f"partial-{os.getpid()}-"),
+                                                  dir=parent))
+                os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp makes 0700; results are an ordinary folder
+        except BaseException as exc:  # a Ctrl-C held back above arrives here too: undo everything
+            self._discard()
+            if isinstance(exc, PermissionError):
+                raise OutputError(f"--out {self.final_path}: cannot write there ({exc.strerror}); choose a "
+                                  "folder you can write to") from None
+            if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+                raise OutputError(f"--out {self.final_path}: cannot create the result folder ({exc})") from None
+            raise
         return self
+
+    def _discard(self) -> None:
+        """Remove the temporary folder and release the lock, with SIGINT and SIGTERM held back."""
+        with _signals_held():
+            if self.path is not None and self.path.exists():
+                shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+            self._release()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self._commit()
         finally:
-            with _signals_held():
-                if self.path is not None and self.path.exists():
-                    shutil.rmtree(self.path, ignore_errors=True)
-                self._release()
+            self._discard()
 
     def _remove_leftovers(self) -> None:
-        """Temporary folders of earlier runs into this destination that were killed (we hold the lock)."""
+        """Clear up after earlier runs into this destination that were killed (we hold the lock).
+
+        Their partial folders are removed. A run killed between the two renames of the fallback swap
+        left the previous set as ``.NAME.old-PID`` and no destination: that set is put back first.
+        """
         parent, name = self.final_path.parent, self.final_path.name
-        for tag in ("partial-", "old-"):
-            for p in parent.glob(f".{_glob_escape(name)}.{tag}*"):
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
+        old_sets = sorted(p for p in parent.glob(f".{_glob_escape(name)}.old-*") if p.is_dir())
+        if old_sets and not self.final_path.exists():
+            os.rename(old_sets.pop(), self.final_path)
+        for p in [*old_sets, *parent.glob(f".{_glob_escape(name)}.partial-*")]:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
 
     def _commit(self) -> None:
         files = []

@@ -128,3 +128,43 @@ def test_read_only_place_is_refused_up_front(tmp_path):
             check_destination(ro / "out")
     finally:
         ro.chmod(0o755)
+
+
+def test_a_set_left_aside_by_a_killed_swap_is_put_back(tmp_path):
+    out = tmp_path / "run"
+    _write_set(out, "8 Gy")
+    os.rename(out, tmp_path / ".run.old-12345")  # killed between the two renames of the fallback swap
+    with ResultSet(out) as rs:
+        restored = json.loads((out / "report.json").read_text())  # put back before the new set is written
+        (rs.path / "report.json").write_text("{}")
+    assert restored == {"dose": "8 Gy"} and verify(out) == [] and _hidden_siblings(out) == []
+
+
+def test_a_link_is_followed_and_root_refused(tmp_path):
+    _write_set(tmp_path / "real", "8 Gy")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    _write_set(tmp_path / "link", "15 Gy")
+    assert (tmp_path / "link").is_symlink()
+    assert json.loads((tmp_path / "real" / "report.json").read_text()) == {"dose": "15 Gy"}
+    with pytest.raises(OutputError, match="is a root folder"):
+        check_destination("/")
+
+
+def test_ctrl_c_held_back_while_locking_is_cleaned_up(tmp_path, monkeypatch):
+    # SIGINT arriving while the lock is taken and the temporary folder made is held back, then
+    # raised as soon as that is done: the folder and the lock must still be undone
+    import signal
+    import tempfile
+
+    real = tempfile.mkdtemp
+
+    def mkdtemp_then_ctrl_c(*args, **kwargs):
+        path = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with ResultSet(tmp_path / "run"):
+            pytest.fail("the block must not run")
+    assert list(tmp_path.iterdir()) == []
