@@ -168,3 +168,20 @@ def test_ctrl_c_held_back_while_locking_is_cleaned_up(tmp_path, monkeypatch):
         with ResultSet(tmp_path / "run"):
             pytest.fail("the block must not run")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_swap_without_rename_exchange(tmp_path, monkeypatch):
+    from sfrt_engine.io import result_set
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "from_a").write_text("a")
+    if result_set._exchange(a, b):  # Linux renameat2: one atomic step
+        assert (b / "from_a").exists() and not (a / "from_a").exists()
+    monkeypatch.setattr(result_set, "_exchange", lambda a, b: False)  # old kernels, other file systems
+    out = tmp_path / "run"
+    _write_set(out, "8 Gy", extra={"only_in_old.txt": "old"})
+    _write_set(out, "15 Gy")
+    assert json.loads((out / "report.json").read_text()) == {"dose": "15 Gy"}
+    assert not (out / "only_in_old.txt").exists() and verify(out) == [] and _hidden_siblings(out) == []
