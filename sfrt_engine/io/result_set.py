@@ -13,8 +13,8 @@ that so:
    dies, so a stale lock file of a killed run never blocks a new one.
 3. **Write aside.** Everything is written into a temporary sibling folder
    (``.NAME.partial-PID-XXXX``), never into the destination itself.
-4. **Manifest.** On success ``manifest.json`` lists every file with its size and SHA-256, and
-   the run's settings.
+4. **Manifest.** On success ``manifest.json`` lists every file with its size and SHA-256, the
+   run's settings, the command line, the engine version and the time (UTC).
 5. **Swap.** The temporary folder replaces the destination in one step: ``renameat2`` with
    ``RENAME_EXCHANGE`` where Linux offers it, otherwise two renames in a row. SIGINT and SIGTERM
    are held back (their handlers deferred) while the lock is taken, during the swap and during
@@ -60,6 +60,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import __version__
 from ..errors import OutputError, ResultSetLockedError
 
 __all__ = ["ResultSet", "MANIFEST_NAME", "check_destination", "read_manifest", "verify"]
@@ -317,6 +318,7 @@ class ResultSet:
             _fsync(p)
         self.manifest = {
             "generator": _GENERATOR,
+            "engine_version": __version__,
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": self.command,
             "settings": self.settings,

@@ -10,8 +10,15 @@ import sys
 
 import pytest
 
+import sfrt_engine as se
 from sfrt_engine.errors import OutputError, ResultSetLockedError
-from sfrt_engine.io.result_set import MANIFEST_NAME, ResultSet, check_destination, read_manifest, verify
+from sfrt_engine.io.result_set import (
+    MANIFEST_NAME,
+    ResultSet,
+    check_destination,
+    read_manifest,
+    verify,
+)
 
 
 def _write_set(out, text: str, extra: dict | None = None) -> ResultSet:
@@ -33,6 +40,7 @@ def test_manifest_lists_every_file_with_its_sha256(tmp_path):
     rs = _write_set(out, "8 Gy")
     manifest = read_manifest(out)
     assert manifest == rs.manifest and manifest["settings"] == {"dose": "8 Gy"}
+    assert manifest["engine_version"] == se.__version__
     listed = {f["path"]: f for f in manifest["files"]}
     assert set(listed) == {"report.json", "CT/CT.0001.dcm"}
     for name, entry in listed.items():
