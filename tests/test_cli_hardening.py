@@ -142,15 +142,31 @@ def test_bare_sfrt_prints_help_and_version(capsys):
     assert capsys.readouterr().out.strip() == f"sfrt-engine {se.__version__}"
 
 
-@pytest.mark.parametrize("command", SUBCOMMANDS)
-def test_quiet_and_verbose_on_every_subcommand(command):
+def _leaf_parsers(parser, prefix=()) -> dict:
+    """Every runnable (sub)command's parser: {("compare",): ..., ("trial", "response"): ..., ...}."""
+    import argparse
+
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.update(_leaf_parsers(sub, (*prefix, name)) or {(*prefix, name): sub})
+    return out
+
+
+def test_quiet_verbose_and_log_on_every_subcommand():
     from sfrt_engine.cli import build_parser
 
     parser = build_parser()
-    assert parser.parse_args([command, "-q"]).quiet is True
-    args = parser.parse_args([command, "-v", "--log", "run.log"])
-    assert args.verbose is True and args.log == "run.log"
-    assert parser.parse_args(["-v", command]).verbose is True  # before the subcommand too
+    leaves = _leaf_parsers(parser)
+    assert {c[0] for c in leaves} == set(SUBCOMMANDS)
+    for command, sub in leaves.items():
+        assert {"-q", "--quiet", "-v", "--verbose", "--log"} <= set(sub._option_string_actions), command
+    for command in (["compare"], ["info"], ["dose"], ["trial", "example"]):
+        assert parser.parse_args([*command, "-q"]).quiet is True
+        args = parser.parse_args([*command, "-v", "--log", "run.log"])
+        assert args.verbose is True and args.log == "run.log"
+        assert parser.parse_args(["-v", *command]).verbose is True  # before the subcommand too
 
 
 def test_verbose_logs_stages_with_times_and_log_file_gets_the_same(tmp_path, capsys):
