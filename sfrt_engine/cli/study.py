@@ -89,14 +89,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("study", help="cohort studies from a study file (init, run, status, report)")
+    from ._common import common_options
+
+    p = sub.add_parser("study", help="cohort studies from a study file (init, run, status, report)",
+                       parents=[common_options()])
     actions = p.add_subparsers(dest="action", required=True)
-    init = actions.add_parser("init", help="write a commented example study file that runs as it is")
+    init = actions.add_parser("init", help="write a commented example study file that runs as it is",
+                              parents=[common_options()])
     init.add_argument("study", metavar="STUDY.toml")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=cmd_init)
 
-    run = actions.add_parser("run", help="run the study's pending jobs (finished jobs are skipped) and write the table")
+    run = actions.add_parser("run", help="run the study's pending jobs (finished jobs are skipped) and write the table",
+                             parents=[common_options()])
     run.add_argument("study", metavar="STUDY.toml")
     run.add_argument("--workers", type=int, default=None,
                      help="local workers (default one per physical core; one per GPU with a GPU backend)")
@@ -107,14 +112,15 @@ def register(sub) -> None:
     run.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                      help="seconds to try to reach --scheduler (default 10)")
     run.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
-    status = actions.add_parser("status", help="done, failed and pending jobs")
+    status = actions.add_parser("status", help="done, failed and pending jobs",
+                              parents=[common_options()])
     status.add_argument("study", metavar="STUDY.toml")
     status.set_defaults(func=cmd_status)
 
-    report = actions.add_parser("report", help="cohort plots from the study table")
+    report = actions.add_parser("report", help="cohort plots from the study table",
+                              parents=[common_options()])
     report.add_argument("study", metavar="STUDY.toml")
     report.add_argument("--out", default=None, help="folder for the plots (default <output>/report)")
     report.set_defaults(func=cmd_report)
