@@ -186,7 +186,7 @@ def test_verbose_logs_stages_with_times_and_log_file_gets_the_same(tmp_path, cap
 
 def test_off_protocol_and_lattice_options(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["compare", *FAST, "--out", str(out), "-q", "--off-protocol", "--vertex-dose", "18",
+    code = main(["compare", *FAST, "--out", str(out), "-q", "--plots", "none", "--off-protocol", "--vertex-dose", "18",
                  "--crt-fractions", "10", "--vertex-sessions", "2", "--vertex-diameter", "12", "--vertex-spacing", "27",
                  "--gtv-margin", "4", "--oar-margin", "8"])
     captured = capsys.readouterr()
@@ -249,12 +249,12 @@ def _interrupted_run(out: Path, ready, reset, *extra: str) -> str:
 @pytest.mark.slow
 def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path, tmp_path_factory):
     fresh = tmp_path / "fresh"
-    err = _interrupted_run(fresh, lambda out: _partial(out), lambda: shutil.rmtree(fresh))
+    err = _interrupted_run(fresh, lambda out: _partial(out), lambda: shutil.rmtree(fresh), "--plots", "none")
     assert err.strip().splitlines() == ["sfrt: interrupted; no half-written results were left"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder at all, no lock, no partial
 
     out = tmp_path / "out"
-    assert main(["compare", *FAST, "-q", "--out", str(out), "--vertex-dose", "8"]) == 0
+    assert main(["compare", *FAST, "-q", "--out", str(out), "--vertex-dose", "8", "--plots", "none"]) == 0
     before = _snapshot(out)
     backup = tmp_path_factory.mktemp("backup") / "out"
     shutil.copytree(out, backup)
@@ -263,9 +263,9 @@ def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path, tmp_path_factory):
         shutil.rmtree(out)
         shutil.copytree(backup, out)
 
-    # interrupt once the new report (15 Gy) is written aside, while the plots are being drawn
+    # interrupt once the new report (15 Gy) is written aside, while a figure is being drawn
     err = _interrupted_run(out, lambda o: any((p / "report.json").exists() for p in _partial(o)), reset,
-                           "--vertex-dose", "15")
+                           "--vertex-dose", "15", "--plots", "dvh")
     assert "Traceback" not in err
     assert _snapshot(out) == before and verify(out) == []
     assert json.loads((out / "report.json").read_text())["settings"]["vertex_dose_gy"] == 8.0
@@ -275,9 +275,9 @@ def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path, tmp_path_factory):
 @pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
-    first = _sfrt(out, "--vertex-dose", "8")
+    first = _sfrt(out, "--vertex-dose", "8", "--plots", "dvh,profile")
     _wait_for(lambda: _partial(out), first)
-    second = _sfrt(out, "--vertex-dose", "15")
+    second = _sfrt(out, "--vertex-dose", "15", "--plots", "none")
     _, err2 = second.communicate(timeout=60)
     _, err1 = first.communicate(timeout=60)
     assert second.returncode == 2, err2
