@@ -113,11 +113,12 @@ def _replaceable(folder: Path) -> bool:
     names = [p.name for p in folder.iterdir()]
     if not names:
         return True
-    if MANIFEST_NAME in names:
+    if MANIFEST_NAME in names:  # written by this module, or by the engine's earlier trial writer
         try:
-            return read_manifest(folder).get("generator") == _GENERATOR
+            manifest = read_manifest(folder)
         except (OSError, ValueError):
             return False
+        return isinstance(manifest, dict) and (manifest.get("generator") == _GENERATOR or "files" in manifest)
     return all(any(fnmatch.fnmatch(n, pat) for pat in _LEGACY_PATTERNS) for n in names)
 
 
