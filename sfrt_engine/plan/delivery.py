@@ -164,6 +164,11 @@ def _mean_fluence(d, model, k, t0, t1, n_leaf, ue, ve):
     """Aperture fluence averaged over fraction ``[t0, t1]`` of segment ``k`` (midpoint rule, ``n_leaf`` steps)."""
     total = np.zeros((ve.size - 1, ue.size - 1))
     lp = d.leaf_positions_mm
+    t = t0 + (t1 - t0) * (np.arange(n_leaf) + 0.5) / n_leaf
+    if lp is not None and np.array_equal(d.jaw_u_mm[k], d.jaw_u_mm[k + 1]) and \
+            np.array_equal(d.jaw_v_mm[k], d.jaw_v_mm[k + 1]):  # jaws still: all leaf samples in one call
+        samples = lp[k][None] + (lp[k + 1] - lp[k])[None] * t[:, None, None]
+        return _aperture(d, model, d.jaw_u_mm[k], d.jaw_v_mm[k], samples, ue, ve)
     for s in range(n_leaf):
         t = t0 + (t1 - t0) * (s + 0.5) / n_leaf
         total += _aperture(d, model, _lerp(d.jaw_u_mm[k], d.jaw_u_mm[k + 1], t),

@@ -95,9 +95,10 @@ def aperture_fluence(model: MlcModel, boundaries_mm, positions_mm, jaw_u_mm, jaw
         Transmission and dosimetric leaf gap.
     boundaries_mm : ndarray, shape (n_pairs + 1,) or None
         Leaf pair boundaries along v [mm]; None for a field without MLC.
-    positions_mm : ndarray, shape (n_pairs, 2) or None
+    positions_mm : ndarray, shape (n_pairs, 2) or (n_samples, n_pairs, 2), or None
         ``(bank A, bank B)`` leaf tips along u [mm], checked beforehand
-        (:func:`check_leaf_positions`).
+        (:func:`check_leaf_positions`). With several samples (moving leaves under fixed
+        jaws), the result is their mean fluence (exact: fluence is linear in the open lengths).
     jaw_u_mm, jaw_v_mm : (lo, hi)
         Jaw openings [mm]; give the MLC's extent where a plan has no jaw.
     u_edges_mm, v_edges_mm : ndarray, shapes (nu + 1,), (nv + 1,)
@@ -115,17 +116,15 @@ def aperture_fluence(model: MlcModel, boundaries_mm, positions_mm, jaw_u_mm, jaw
     area = np.outer(jv, ju)
     if boundaries_mm is not None and positions_mm is not None:
         b = np.asarray(boundaries_mm, dtype=float)
-        p = np.asarray(positions_mm, dtype=float)
+        p = np.asarray(positions_mm, dtype=float).reshape(-1, b.size - 1, 2)
         band_lo = np.clip(b[:-1], jaw_v_mm[0], jaw_v_mm[1])
         band_hi = np.clip(b[1:], jaw_v_mm[0], jaw_v_mm[1])
         ov_v = _overlap(band_lo, band_hi, ve).T  # (nv, n_pairs)
-        is_open = p[:, 1] > p[:, 0]
+        is_open = p[..., 1] > p[..., 0]
         half_gap = 0.5 * model.dosimetric_leaf_gap_mm
-        lo = np.where(is_open, p[:, 0] - half_gap, 0.0)
-        hi = np.where(is_open, p[:, 1] + half_gap, 0.0)
-        lo = np.clip(lo, jaw_u_mm[0], jaw_u_mm[1])
-        hi = np.clip(hi, jaw_u_mm[0], jaw_u_mm[1])
-        ov_open = _overlap(lo, np.maximum(lo, hi), ue)  # (n_pairs, nu)
+        lo = np.clip(np.where(is_open, p[..., 0] - half_gap, 0.0), jaw_u_mm[0], jaw_u_mm[1]).reshape(-1)
+        hi = np.clip(np.where(is_open, p[..., 1] + half_gap, 0.0), jaw_u_mm[0], jaw_u_mm[1]).reshape(-1)
+        ov_open = _overlap(lo, np.maximum(lo, hi), ue).reshape(p.shape[0], b.size - 1, ue.size - 1).mean(axis=0)
         blocked = ov_v @ (ju[None, :] - ov_open)
         area = area - (1.0 - model.leaf_transmission) * blocked
     cell = np.outer(np.diff(ve), np.diff(ue))
