@@ -80,6 +80,16 @@ def _read(path):
         raise DicomError(f"{p}: not a readable DICOM file ({exc})") from None
 
 
+def _numbers(item, keyword: str) -> np.ndarray:
+    """A multi-valued DS attribute as floats, parsed straight from the file's text when not yet converted."""
+    element = item.get_item(keyword)
+    value = element.value
+    if isinstance(value, bytes):  # raw element: ``1.5\\-2\\...`` (much faster than pydicom's DSfloat per value)
+        return np.array(value.decode("ascii").replace("\\", " ").split(), dtype=float)
+    return np.asarray(value if isinstance(value, (list, tuple)) or hasattr(value, "__len__") else [value],
+                      dtype=float)
+
+
 def _check_patient(ds, patient: Patient, where: str) -> None:
     ident = getattr(patient, "dicom", None) or {}
     plan_for = str(ds.get("FrameOfReferenceUID", ""))
@@ -212,7 +222,7 @@ def _delivery(beam, meterset_mu: float, patient: Patient, where: str) -> BeamDel
                              "cumulative meterset weights must not decrease")
         for pos in cp.get("BeamLimitingDevicePositionSequence") or []:
             kind = str(pos.RTBeamLimitingDeviceType)
-            values = np.asarray(pos.LeafJawPositions, dtype=float)
+            values = _numbers(pos, "LeafJawPositions")
             if kind in _JAWS:
                 if kind not in jaws.values():
                     raise DicomError(f"{at}: positions for {kind}, which BeamLimitingDeviceSequence does not declare")

@@ -12,11 +12,14 @@ is stored as, so a plan read back and written again has identical control points
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
 from ..errors import PlanError
 from ..patient import Patient
@@ -28,6 +31,7 @@ from .rtplan_types import RT_PLAN_SOP_CLASS_UID
 __all__ = ["write_rtplan"]
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+_LEAF_JAW_POSITIONS = BaseTag(0x300A011C)
 
 
 def _is_proton(beam) -> bool:
@@ -45,10 +49,26 @@ def _device(kind: str, n_pairs: int, boundaries=None) -> Dataset:
     return d
 
 
+@lru_cache(maxsize=65536)
+def _ds_text(value: float) -> str:
+    """The shortest decimal string of at most 16 characters (DICOM DS) that is nearest to ``value``."""
+    text = repr(float(value) + 0.0)  # + 0.0 turns -0.0 into 0.0
+    if len(text) <= 16:
+        return text
+    for digits in range(15, 0, -1):
+        text = f"{value:.{digits}g}"
+        if len(text) <= 16:
+            return text
+    raise ValueError(f"{value!r} does not fit a DICOM decimal string")
+
+
 def _position(kind: str, values) -> Dataset:
     d = Dataset()
     d.RTBeamLimitingDeviceType = kind
-    d.LeafJawPositions = [ds(v) for v in values]
+    text = "\\".join(_ds_text(float(v)) for v in values).encode("ascii")
+    text += b" " * (len(text) % 2)  # even length (PS3.5 7.1.1)
+    # stored as text directly: pydicom's per-value DS conversion dominates the writing time of large plans
+    d[_LEAF_JAW_POSITIONS] = RawDataElement(_LEAF_JAW_POSITIONS, "DS", len(text), text, 0, False, True)
     return d
 
 
@@ -108,7 +128,10 @@ def _beam_dataset(d: BeamDelivery) -> Dataset:
 def _as_dicom_values(d: BeamDelivery) -> BeamDelivery:
     """The record with every number replaced by the value its DICOM decimal string holds."""
     def r(a):
-        return None if a is None else np.vectorize(lambda v: float(ds(v)), otypes=[float])(np.asarray(a, float))
+        if a is None:
+            return None
+        a = np.asarray(a, dtype=float)
+        return np.array([float(_ds_text(float(v))) for v in a.reshape(-1)]).reshape(a.shape)
 
     return BeamDelivery(d.name, d.number, d.machine, tuple(float(ds(c)) for c in d.isocenter_xyz_mm),
                         float(ds(d.meterset_mu)), r(d.gantry_deg) % 360.0, d.direction, r(d.cumulative_weight),
@@ -117,7 +140,7 @@ def _as_dicom_values(d: BeamDelivery) -> BeamDelivery:
 
 
 def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: int, description: str = "",
-                 structure_set_uid: str | None = None, max_levels: int = 20) -> Path:
+                 structure_set_uid: str | None = None, transmission_passes: int = 2) -> Path:
     """Write beams as a DICOM RT Plan (photons) or RT Ion Plan (proton beams).
 
     Parameters
@@ -138,8 +161,8 @@ def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: i
     structure_set_uid : str, optional
         RT Structure Set to reference; defaults to the one the patient was read with. Without
         one, RTPlanGeometry is TREATMENT_DEVICE.
-    max_levels : int
-        Intensity levels of the leaf sequencer.
+    transmission_passes : int
+        Leaf-transmission corrections of the sequencer (:mod:`sfrt_engine.plan.segments`).
 
     Returns
     -------
@@ -159,7 +182,7 @@ def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: i
                                description=description)
     if any(_is_proton(b) for b in beams):
         raise PlanError("write_rtplan: photon and proton beams in one plan; write one plan per modality")
-    deliveries = [_as_dicom_values(d) for d in beams_to_deliveries(beams, max_levels=max_levels)]
+    deliveries = [_as_dicom_values(d) for d in beams_to_deliveries(beams, transmission_passes=transmission_passes)]
     ident = identity(patient)
     out = new_dataset(RT_PLAN_SOP_CLASS_UID, "RTPLAN", ident, series_number=300,
                       series_description=f"RT Plan {plan_label}")

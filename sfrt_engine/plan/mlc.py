@@ -18,23 +18,33 @@ leaf, a leaf pair boundary or a jaw is exact to the beamlet area::
 with ``J`` the jaw rectangle, ``V_j`` the band of pair ``j``, ``O_j`` its (widened) gap. The
 sum is one matrix product per aperture.
 
-Fluence -> segments (:func:`sequence_fluence`). The unidirectional leaf sweep of
-Bortfeld et al. (Int J Radiat Oncol Biol Phys 28:723, 1994; the step-and-shoot form
-analysed by Xia and Verhey, Med Phys 25:1424, 1998): a fluence map is quantised to
-integer levels ``I`` in units of ``q = max / L``; for each leaf-pair profile the rise
-positions (column ``i`` repeated ``max(I_i - I_{i-1}, 0)`` times) and the fall positions
-(column ``i`` repeated ``max(I_{i-1} - I_i, 0)`` times, plus the last column's right edge
-``I_last`` times) are sorted; unit segment ``k`` opens the leaves from the ``k``-th rise to the
-``k``-th fall. Each column is then open in exactly ``I_i`` unit segments, both leaves only
-move from left to right, and the number of monitor units is the minimum for a
-unidirectional sweep (the sum of the positive increments of the profile). Equal
-consecutive segments are merged. ``L`` is the smallest number of levels up to ``max_levels``
-that represents the map exactly (a binary map needs one), otherwise ``max_levels``.
+Fluence -> segments (:func:`sequence_fluence`). Each leaf pair's profile ``p_i`` [MU] over
+the beamlet columns (rows under one pair averaged) is delivered exactly, as a function of
+the cumulative monitor units ``tau`` of the beam:
+
+- a single run of one level ``c`` whose end columns may be lower (an aperture whose leaf
+  tips sit inside the end columns, as conformal apertures give) is one opening for
+  ``tau`` in ``(0, c]``, the tips placed inside the end columns at the fraction ``p / c``;
+- any other profile follows the unidirectional leaf sweep of Bortfeld et al. (Int J Radiat
+  Oncol Biol Phys 28:723, 1994; the step-and-shoot form analysed by Xia and Verhey, Med Phys
+  25:1424, 1998) with real-valued increments: with ``d_i = p_i - p_{i-1}`` at column edge
+  ``i`` (``p_{-1} = p_n = 0``), ``R_i = sum_{k<=i} max(d_k, 0)`` and ``F_i = sum_{k<=i} max(-d_k, 0)``,
+  the left leaf sits at the first edge with ``R_i >= tau`` and the right leaf at the first
+  edge with ``F_i >= tau``. Column ``i`` is then open for a measure ``R_i - F_i = p_i`` of
+  ``tau``, both leaves only move from left to right, and the beam's MU is the minimum for a
+  unidirectional sweep, ``max_j sum_i max(d_i, 0)``.
+
+The segments are the intervals between the union of every pair's breakpoints in ``tau``,
+so the delivered open fluence equals the map to round-off; equal consecutive segments are
+merged. The price of exactness is the segment count of a finely modulated map (up to the
+number of distinct breakpoints); a planner that needs few segments smooths or quantises
+the map first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -150,28 +160,48 @@ class Segment:
     mu: float
 
 
-def _levels(f: np.ndarray, max_levels: int) -> tuple[np.ndarray, float]:
-    top = float(f.max())
-    for n in range(1, max_levels + 1):
-        scaled = f / top * n
-        if np.allclose(scaled, np.round(scaled), rtol=0.0, atol=1e-6):
-            return np.round(scaled).astype(np.int64), top / n
-    return np.round(f / top * max_levels).astype(np.int64), top / max_levels
+def _row_pieces(profile: np.ndarray, ue: np.ndarray, rtol: float) -> list[tuple[float, float, float, float]]:
+    """Openings ``(tau_start, tau_end, lo, hi)`` of one leaf pair that deliver ``profile`` [MU] exactly.
+
+    A single run of equal values with smaller end values (a shape with partial leaf-end columns)
+    is one opening of the run's level with the leaf tips inside the end columns; anything else
+    is the unidirectional sweep with real-valued increments (module docstring).
+    """
+    nz = np.nonzero(profile > 0)[0]
+    if nz.size == 0:
+        return []
+    i0, i1 = int(nz[0]), int(nz[-1])
+    run = profile[i0:i1 + 1]
+    top = float(run.max())
+    inner = run[1:-1]
+    if np.all(np.abs(inner - top) <= rtol * top) and run[0] <= top * (1 + rtol) and run[-1] <= top * (1 + rtol):
+        du_lo = ue[i0 + 1] - ue[i0]
+        du_hi = ue[i1 + 1] - ue[i1]
+        if i0 == i1:
+            lo = ue[i0 + 1] - du_lo * run[0] / top
+            return [(0.0, top, float(lo), float(ue[i0 + 1]))]
+        lo = ue[i0 + 1] - du_lo * min(run[0] / top, 1.0)
+        hi = ue[i1] + du_hi * min(run[-1] / top, 1.0)
+        return [(0.0, top, float(lo), float(hi))]
+    inc = np.diff(np.concatenate([[0.0], profile, [0.0]]))  # at edges 0..n
+    rises = np.cumsum(np.maximum(inc, 0.0))
+    falls = np.cumsum(np.maximum(-inc, 0.0))
+    taus = np.unique(np.concatenate([[0.0], rises, falls]))
+    taus = taus[taus <= rises[-1] * (1 + 1e-12)]
+    pieces = []
+    for a, b in pairwise(taus):
+        if b - a <= rtol * rises[-1]:
+            continue
+        mid = 0.5 * (a + b)
+        left = int(np.searchsorted(rises, mid, side="left"))
+        right = int(np.searchsorted(falls, mid, side="left"))
+        pieces.append((float(a), float(b), float(ue[left]), float(ue[right])))
+    return pieces
 
 
-def _sweep(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rise and fall column edges (indices into the column edges) of a unidirectional sweep, each length N."""
-    padded = np.concatenate([[0], profile, [0]])
-    inc = np.diff(padded)  # inc[i] = I_i - I_{i-1}, i = 0..n (edge i)
-    edges = np.arange(inc.size)
-    rises = np.repeat(edges, np.maximum(inc, 0))
-    falls = np.repeat(edges, np.maximum(-inc, 0))
-    return rises, falls
-
-
-def sequence_fluence(weights_mu, u_edges_mm, v_edges_mm, boundaries_mm, *, max_levels: int = 20,
+def sequence_fluence(weights_mu, u_edges_mm, v_edges_mm, boundaries_mm, *, rtol: float = 1e-9,
                      where: str = "beam") -> list[Segment]:
-    """Step-and-shoot segments that deliver a beamlet fluence map with an MLC (module docstring).
+    """Step-and-shoot segments that deliver a beamlet fluence map exactly with an MLC (module docstring).
 
     Parameters
     ----------
@@ -183,15 +213,15 @@ def sequence_fluence(weights_mu, u_edges_mm, v_edges_mm, boundaries_mm, *, max_l
         The MLC's leaf boundaries [mm]; the beamlet rows under each pair are averaged
         (weighted by their overlap with the pair), so rows narrower than a leaf are
         delivered as their mean.
-    max_levels : int
-        Most intensity levels of the quantisation.
+    rtol : float
+        Relative tolerance under which two fluence levels count as equal.
     where : str
         Beam name for error messages.
 
     Returns
     -------
     list of Segment
-        In delivery order; the MU of a segment is ``levels * q``.
+        In delivery order (increasing cumulative MU).
     """
     w = np.asarray(weights_mu, dtype=float)
     ue = np.asarray(u_edges_mm, dtype=float)
@@ -206,31 +236,39 @@ def sequence_fluence(weights_mu, u_edges_mm, v_edges_mm, boundaries_mm, *, max_l
                         f"({b[0]:g} to {b[-1]:g} mm)")
     ov = _overlap(b[:-1], b[1:], ve)  # (n_pairs, nv)
     covered = ov.sum(axis=1)
-    pair_profile = np.zeros((b.size - 1, w.shape[1]))
+    profiles = np.zeros((b.size - 1, w.shape[1]))
     has = covered > 0
-    pair_profile[has] = (ov[has] @ w) / covered[has][:, None]
-    levels, unit = _levels(pair_profile, max_levels)
-    sweeps = [_sweep(row) for row in levels]
-    n_seg = max(r.size for r, _ in sweeps)
+    profiles[has] = (ov[has] @ w) / covered[has][:, None]
+    profiles[profiles < rtol * w.max()] = 0.0
+    pieces = [_row_pieces(row, ue, rtol) for row in profiles]
+    taus = np.unique(np.concatenate([[0.0]] + [[p[0] for p in ps] + [p[1] for p in ps] for ps in pieces]))
+    keep = np.concatenate([[True], np.diff(taus) > rtol * w.max()])
+    taus = taus[keep]
     segments: list[Segment] = []
     v_lo, v_hi = float(ve[0]), float(ve[-1])
-    for k in range(n_seg):
-        pos = np.zeros((b.size - 1, 2))
+    n_pairs = b.size - 1
+    for a, c in pairwise(taus):
+        mid = 0.5 * (a + c)
+        pos = np.zeros((n_pairs, 2))
         open_pairs = []
-        for j, (rises, falls) in enumerate(sweeps):
-            if k < rises.size:
-                pos[j] = ue[rises[k]], ue[falls[k]]
-                open_pairs.append(j)
-        if segments and np.array_equal(segments[-1].positions_mm[open_pairs], pos[open_pairs]) and \
-                _open_set(segments[-1]) == open_pairs:
+        for j, ps in enumerate(pieces):
+            for t0, t1, lo, hi in ps:
+                if t0 < mid < t1:
+                    pos[j] = lo, hi
+                    open_pairs.append(j)
+                    break
+        if not open_pairs:
+            continue
+        if segments and _open_set(segments[-1]) == open_pairs and \
+                np.array_equal(segments[-1].positions_mm[open_pairs], pos[open_pairs]):
             last = segments[-1]
-            segments[-1] = Segment(last.positions_mm, last.jaw_u_mm, last.jaw_v_mm, last.mu + unit)
+            segments[-1] = Segment(last.positions_mm, last.jaw_u_mm, last.jaw_v_mm, last.mu + float(c - a))
             continue
         jaw_u = (float(pos[open_pairs, 0].min()), float(pos[open_pairs, 1].max()))
         jaw_v = (max(float(b[open_pairs[0]]), v_lo), min(float(b[open_pairs[-1] + 1]), v_hi))
-        closed = np.setdiff1d(np.arange(b.size - 1), open_pairs)
+        closed = np.setdiff1d(np.arange(n_pairs), open_pairs)
         pos[closed] = 0.5 * (jaw_u[0] + jaw_u[1])  # closed pairs park mid-field with zero gap
-        segments.append(Segment(pos, jaw_u, jaw_v, unit))
+        segments.append(Segment(pos, jaw_u, jaw_v, float(c - a)))
     return segments
 
 
