@@ -72,7 +72,7 @@ def _position(kind: str, values) -> Dataset:
     return d
 
 
-def _beam_dataset(d: BeamDelivery) -> Dataset:
+def _beam_dataset(d: BeamDelivery, x_jaws: bool) -> Dataset:
     beam = Dataset()
     beam.BeamNumber = d.number
     beam.BeamName = lo(d.name)
@@ -91,7 +91,7 @@ def _beam_dataset(d: BeamDelivery) -> Dataset:
     mode = Dataset()
     mode.FluenceMode = "STANDARD"
     beam.PrimaryFluenceModeSequence = Sequence([mode])
-    devices = [_device("ASYMX", 1), _device("ASYMY", 1)]
+    devices = [_device("ASYMX", 1), _device("ASYMY", 1)] if x_jaws else [_device("ASYMY", 1)]
     if d.leaf_boundaries_mm is not None:
         devices.append(_device(f"MLC{d.mlc_axis}", d.leaf_boundaries_mm.size - 1, d.leaf_boundaries_mm))
     beam.BeamLimitingDeviceSequence = Sequence(devices)
@@ -103,7 +103,8 @@ def _beam_dataset(d: BeamDelivery) -> Dataset:
         cp.ControlPointIndex = k
         cp.CumulativeMetersetWeight = ds(d.cumulative_weight[k])
         cp.GantryAngle = ds(d.gantry_deg[k])
-        positions = [_position("ASYMX", d.jaw_u_mm[k]), _position("ASYMY", d.jaw_v_mm[k])]
+        positions = [_position("ASYMX", d.jaw_u_mm[k])] if x_jaws else []
+        positions.append(_position("ASYMY", d.jaw_v_mm[k]))
         if d.leaf_positions_mm is not None:
             p = d.leaf_positions_mm[k]
             positions.append(_position(f"MLC{d.mlc_axis}", np.concatenate([p[:, 0], p[:, 1]])))
@@ -140,7 +141,7 @@ def _as_dicom_values(d: BeamDelivery) -> BeamDelivery:
 
 
 def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: int, description: str = "",
-                 structure_set_uid: str | None = None, transmission_passes: int = 2) -> Path:
+                 structure_set_uid: str | None = None, transmission_passes: int = 2, x_jaws: bool = True) -> Path:
     """Write beams as a DICOM RT Plan (photons) or RT Ion Plan (proton beams).
 
     Parameters
@@ -163,6 +164,10 @@ def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: i
         one, RTPlanGeometry is TREATMENT_DEVICE.
     transmission_passes : int
         Leaf-transmission corrections of the sequencer (:mod:`sfrt_engine.plan.segments`).
+    x_jaws : bool
+        Write the X jaws (ASYMX). False gives the MLCX + ASYMY device set of MLCs without
+        X jaws, which some systems expect; the leaves' transmission then reaches to the MLC's
+        extent along X.
 
     Returns
     -------
@@ -218,6 +223,6 @@ def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: i
         refs.append(r)
     group.ReferencedBeamSequence = Sequence(refs)
     out.FractionGroupSequence = Sequence([group])
-    out.BeamSequence = Sequence([_beam_dataset(d) for d in deliveries])
+    out.BeamSequence = Sequence([_beam_dataset(d, x_jaws) for d in deliveries])
     out.ApprovalStatus = "UNAPPROVED"
     return write_dataset(out, path)

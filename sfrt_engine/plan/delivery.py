@@ -16,8 +16,8 @@ and the leaves move linearly from control point ``k`` to ``k + 1`` (DICOM PS3.3 
 - gantry rotating (VMAT): an :class:`Arc`. Segment ``k`` is split into
   ``ceil(|gantry travel| / arc_spacing_deg)`` sub-arcs; each becomes a static beam at its
   midpoint angle with ``MU_k / n`` and the aperture averaged over its part of the segment
-  (the same leaf sub-steps as above). Consecutive sub-arcs at one angle (a segment with the
-  gantry standing still) are summed into one beam. Each control point of the Arc records
+  (the same leaf sub-steps as above). Consecutive segments with the gantry standing still at
+  one angle (a leaf-sequenced arc) are summed into one beam at that angle. Each control point of the Arc records
   the leaf tips at its sub-arc's midpoint (MLCX) and ``leaf_width_mm`` is the beamlet size.
 
 Aperture fluence is :func:`sfrt_engine.plan.mlc.aperture_fluence` on a beamlet lattice of
@@ -243,8 +243,24 @@ def delivery_to_beams(d: BeamDelivery, *, arc_spacing_deg: float = 2.0, beamlet_
         for k in live:
             total += mu[k] * _mean_fluence(d, model, k, 0.0, 1.0, _sub_steps(d, k, leaf_step_mm), ue, ve)
         return _beam(d, float(d.gantry_deg[0]), total, ue, ve, beamlet_mm, d.name)
-    stations: list[list] = []  # [gantry, weights, ue, ve, mu]
-    for k in live:
+    stations: list[list] = []  # [gantry, weights, ue, ve, mu, leaf edges, leaf tips]
+    k_all = list(live)
+    i = 0
+    while i < len(k_all):
+        k = k_all[i]
+        if abs(travel[k]) <= 1e-9:  # gantry standing: this and the next standing segments at this angle
+            group = [k]
+            while i + 1 < len(k_all) and abs(travel[k_all[i + 1]]) <= 1e-9 and \
+                    abs(d.gantry_deg[k_all[i + 1]] - d.gantry_deg[k]) <= 1e-9:
+                i += 1
+                group.append(k_all[i])
+            ue, ve = _lattice(d, group, beamlet_mm)
+            f = sum(mu[g] * _mean_fluence(d, model, g, 0.0, 1.0, _sub_steps(d, g, leaf_step_mm), ue, ve)
+                    for g in group)
+            edges, leaves = _leaves_at(d, group[-1], 0.5, ve)
+            stations.append([float(d.gantry_deg[k]) % 360.0, f, ue, ve, float(mu[group].sum()), edges, leaves])
+            i += 1
+            continue
         n_arc = max(1, int(np.ceil(abs(travel[k]) / arc_spacing_deg - _EPS)))
         n_leaf = max(1, int(np.ceil(_sub_steps(d, k, leaf_step_mm) / n_arc)))
         ue, ve = _lattice(d, [k], beamlet_mm)
@@ -252,12 +268,8 @@ def delivery_to_beams(d: BeamDelivery, *, arc_spacing_deg: float = 2.0, beamlet_
             gantry = (d.gantry_deg[k] + travel[k] * (s + 0.5) / n_arc) % 360.0
             f = mu[k] / n_arc * _mean_fluence(d, model, k, s / n_arc, (s + 1) / n_arc, n_leaf, ue, ve)
             edges, leaves = _leaves_at(d, k, (s + 0.5) / n_arc, ve)
-            if stations and abs(stations[-1][0] - gantry) < 1e-9 and stations[-1][2].size == ue.size \
-                    and np.array_equal(stations[-1][2], ue) and np.array_equal(stations[-1][3], ve):
-                stations[-1][1] = stations[-1][1] + f
-                stations[-1][4] += mu[k] / n_arc
-            else:
-                stations.append([gantry, f, ue, ve, mu[k] / n_arc, edges, leaves])
+            stations.append([gantry, f, ue, ve, mu[k] / n_arc, edges, leaves])
+        i += 1
     total_mu = float(sum(s[4] for s in stations))
     points = []
     for i, (gantry, f, ue, ve, s_mu, edges, leaves) in enumerate(stations):

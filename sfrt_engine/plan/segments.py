@@ -15,8 +15,8 @@
 The leaf tips written are the sequenced edges moved inwards by half the dosimetric leaf
 gap of the machine's MLC, so that reading the plan (which widens every open pair by the
 gap) gives the sequenced fluence back. Closed leaves let through the MLC's transmission,
-which the engine's beamlet maps do not carry: the sequencer subtracts the transmission its
-segments let through from the open beamlets' target and sequences again (``transmission_passes``
+which the engine's beamlet maps do not carry: the sequencer scales each beamlet row down by
+the mean transmission its open beamlets received and sequences again (``transmission_passes``
 times); beamlets the map leaves closed keep what the leaves let through.
 """
 
@@ -62,15 +62,20 @@ def _delivered(segments, model: MlcModel, ue, ve, transmission: bool) -> np.ndar
 
 
 def _station_segments(beam: Beam, model: MlcModel, passes: int) -> list[Segment]:
-    """Segments of a beam's fluence, the leaf transmission of each pass taken off the next pass's target."""
+    """Segments of a beam's fluence; each pass scales every beamlet row down by the mean leaf transmission its
+    open beamlets received in the previous pass (a row keeps its shape, so its segments keep their structure)."""
     ue, ve = beam.beamlet_edges_mm()
     target = beam.weights_mu
     where = f"beam {beam.name!r}"
     segments = sequence_fluence(target, ue, ve, model.leaf_boundaries_mm, where=where)
     for _ in range(passes):
         leak = _delivered(segments, model, ue, ve, True) - _delivered(segments, model, ue, ve, False)
-        corrected = np.where(target > 0, np.maximum(target - leak, 0.0), 0.0)
-        segments = sequence_fluence(corrected, ue, ve, model.leaf_boundaries_mm, where=where)
+        is_open = target > 0
+        row_target = np.where(is_open, target, 0.0).sum(axis=1)
+        row_leak = np.where(is_open, leak, 0.0).sum(axis=1)
+        scale = np.where(row_target > 0, 1.0 - row_leak / np.where(row_target > 0, row_target, 1.0), 1.0)
+        segments = sequence_fluence(target * np.clip(scale, 0.0, 1.0)[:, None], ue, ve, model.leaf_boundaries_mm,
+                                    where=where)
     return segments
 
 
