@@ -8,6 +8,8 @@
 ``sfrt trial``   trial endpoints: RECIST 1.1 / Choi response, ORR, local control, PFS, toxicity,
                  dose-response, the sample size, and a synthetic example cohort.
 ``sfrt study``   cohort studies from a study file: init, run (local pool or Dask), status, report.
+``sfrt recompute`` a DICOM RT Plan recomputed on its CT; with its RT Dose, gamma (TG-218) and DVH
+                 differences.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``sfrt --help`` lists them.
-SUBCOMMANDS = ("compare", "info", "dose", "trial", "study")
+SUBCOMMANDS = ("compare", "info", "dose", "trial", "study", "recompute")
 
 
 def build_parser() -> argparse.ArgumentParser:
