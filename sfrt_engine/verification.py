@@ -169,7 +169,7 @@ def save_gamma_map(path, reference_gy: np.ndarray, evaluated_gy: np.ndarray, res
         fig.colorbar(im, ax=ax, fraction=0.046)
     g = np.ma.masked_invalid(result.gamma[iz])
     im = axes[2].imshow(g, cmap="RdYlGn_r", vmin=0.0, vmax=2.0, extent=extent)
-    axes[2].set_title(f"gamma {result.label}, {result.threshold_percent:g} % threshold: "
+    axes[2].set_title(f"gamma {result.label} (>= {result.threshold_percent:g} %): "
                       f"{result.pass_rate_percent:.1f} % pass")
     fig.colorbar(im, ax=axes[2], fraction=0.046, label="gamma (> 1 fails)")
     for ax in axes:

@@ -167,7 +167,7 @@ def _fff(beam) -> bool:
     return False
 
 
-def _delivery(beam, meterset_mu: float, patient: Patient, where: str) -> BeamDelivery:
+def _delivery(beam, meterset_mu: float, patient: Patient, where: str, machine=None) -> BeamDelivery:
     _unsupported(beam, where)
     cps = beam.get("ControlPointSequence") or []
     if len(cps) < 2:
@@ -175,7 +175,12 @@ def _delivery(beam, meterset_mu: float, patient: Patient, where: str) -> BeamDel
     first = cps[0]
     if "NominalBeamEnergy" not in first:
         raise DicomError(f"{where}, control point 0: NominalBeamEnergy missing")
-    machine = photon_machine_for(float(first.NominalBeamEnergy), _fff(beam), where)
+    energy = float(first.NominalBeamEnergy)
+    if machine is None:
+        machine = photon_machine_for(energy, _fff(beam), where)
+    elif "nominal_energy_mev" in machine.metadata and abs(float(machine.metadata["nominal_energy_mev"]) - energy) > 1e-6:
+        raise DicomError(f"{where}: NominalBeamEnergy {energy:g} MV, but machine {machine.name!r} is "
+                         f"{float(machine.metadata['nominal_energy_mev']):g} MV")
     sad = float(beam.get("SourceAxisDistance", machine.sad_mm))
     if abs(sad - machine.sad_mm) > 0.5:
         raise DicomError(f"{where}: SourceAxisDistance {sad:g} mm, but machine {machine.name!r} has {machine.sad_mm:g} mm")
@@ -262,7 +267,8 @@ def _delivery(beam, meterset_mu: float, patient: Patient, where: str) -> BeamDel
                         axis or "X", None if ssd in (None, "") else float(ssd), float(first.NominalBeamEnergy))
 
 
-def read_rtplan(path, patient: Patient, *, arc_spacing_deg: float = 2.0, beamlet_mm: float = 2.5) -> RTPlanData:
+def read_rtplan(path, patient: Patient, *, arc_spacing_deg: float = 2.0, beamlet_mm: float = 2.5,
+                machine=None) -> RTPlanData:
     """Read a DICOM RT Plan (or RT Ion Plan) into the engine's beams for ``patient``.
 
     Parameters
@@ -275,6 +281,9 @@ def read_rtplan(path, patient: Patient, *, arc_spacing_deg: float = 2.0, beamlet
         Largest gantry travel between the static beams of a VMAT arc [deg].
     beamlet_mm : float
         Beamlet size of the fluence lattice [mm] (photons).
+    machine : str or PhotonMachine, optional
+        Photon machine (name, machine file or object) for every beam; by default the built-in
+        machine whose file declares the beam's nominal energy and fluence mode.
 
     Returns
     -------
@@ -298,6 +307,10 @@ def read_rtplan(path, patient: Patient, *, arc_spacing_deg: float = 2.0, beamlet
     if sop_class != RT_PLAN_SOP_CLASS_UID:
         raise DicomError(f"{where}: SOPClassUID {sop_class!r} is not RT Plan ({RT_PLAN_SOP_CLASS_UID}) or RT Ion Plan "
                          f"({RT_ION_PLAN_SOP_CLASS_UID})")
+    if machine is not None and not isinstance(machine, PhotonMachine):
+        machine = load_machine(machine)
+        if not isinstance(machine, PhotonMachine):
+            raise DicomError(f"{where}: machine {machine.name!r} is not a photon machine")
     try:
         _check_patient(ds, patient, where)
         metersets, fractions = _meterset(ds, where)
@@ -313,7 +326,7 @@ def read_rtplan(path, patient: Patient, *, arc_spacing_deg: float = 2.0, beamlet
                 raise DicomError(f"{bwhere}: BeamMeterset missing from the fraction group's ReferencedBeamSequence")
             if not (np.isfinite(meterset) and meterset >= 0):
                 raise DicomError(f"{bwhere}: BeamMeterset {meterset!r}, expected MU >= 0")
-            d = _delivery(beam, meterset, patient, bwhere)
+            d = _delivery(beam, meterset, patient, bwhere, machine)
             if meterset == 0:
                 continue
             deliveries.append(d)
