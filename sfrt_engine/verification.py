@@ -121,7 +121,7 @@ def gamma_index(reference_gy: np.ndarray, evaluated_gy: np.ndarray, grid: Grid, 
     gamma = pymedphys.gamma(axes, ref, axes, ev, float(dose_percent), float(distance_mm),
                             lower_percent_dose_cutoff=float(threshold_percent), interp_fraction=int(interp_fraction),
                             max_gamma=float(max_gamma), local_gamma=False,
-                            interp_algo="scipy")
+                            interp_algo="scipy")  # pymedphys' own interpolator needs numba (not a dependency)
     return GammaResult(np.asarray(gamma, dtype=float), dose_percent, distance_mm, threshold_percent)
 
 
