@@ -19,7 +19,8 @@ give dose in Gy for one fraction.
 What the engine cannot model is an error naming the beam and the attribute: wedges,
 blocks, compensators, boli, electrons or other radiation, an energy without a machine, FFF
 without FFF machine data, a patient position other than HFS, a collimator or couch that
-turns during a beam, an unknown beam-limiting device.
+turns during a beam, a table-top eccentric rotation, an unknown beam-limiting device. Only
+the first fraction group is read.
 """
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ def _delivery(beam, meterset_mu: float, patient: Patient, where: str, machine=No
                 state[key] = value
             elif state[key] is None:
                 raise DicomError(f"{at}: {attr} missing")
+        eccentric = cp.get("TableTopEccentricAngle")
+        if eccentric not in (None, "") and abs(float(eccentric) % 360.0) > 1e-6:
+            raise DicomError(f"{at}: TableTopEccentricAngle {float(eccentric):g} deg; only 0 is modelled")
         if "IsocenterPosition" in cp:
             state["iso"] = tuple(float(c) for c in cp.IsocenterPosition)
         elif state["iso"] is None:

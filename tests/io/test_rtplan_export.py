@@ -52,7 +52,7 @@ def _machine_without_transmission(folder):
     return str(path)
 
 
-@pytest.mark.parametrize("kind", ["imrt", "vmat"])
+@pytest.mark.parametrize("kind", ["imrt", pytest.param("vmat", marks=pytest.mark.slow)])
 def test_deliverable_boost_recomputes_the_engine_dose(kind, tmp_path):
     """A vertex boost at the MLC's 5 mm leaf resolution, written and read back. With an ideal MLC (no
     transmission) it is the engine's dose within 1 % of the maximum; with the machine's 1.5 % transmission the

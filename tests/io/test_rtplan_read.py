@@ -103,6 +103,24 @@ def test_mlcy_equals_mlcx_rotated(box):
     np.testing.assert_allclose(bx.weights_mu, by.weights_mu, rtol=0, atol=1e-12)
 
 
+def test_collimator_90_mlcx_equals_collimator_0_mlcy(box):
+    """IEC 61217: at collimator 90 deg the MLCX leaves travel along IEC Y. A half-field u in [0, 40], v in [-20, 20]
+    at collimator 90 is the field u in [-20, 20], v in [0, 40] at collimator 0 (MLCY leaves along v)."""
+    boundaries = np.arange(-40.0, 45.0, 5.0)  # 16 pairs of 5 mm
+    inside = (boundaries[:-1] >= -20.0 - 1e-9) & (boundaries[1:] <= 20.0 + 1e-9)
+    tips = f.leaves(np.where(inside, 0.0, 10.0), np.where(inside, 40.0, 10.0), 16)
+    c90 = f.first_cp({"X": [-40.0, 40.0], "Y": [-20.0, 20.0], "MLCX": tips}, coll=90.0)
+    c0 = f.first_cp({"X": [-20.0, 20.0], "Y": [-40.0, 40.0], "MLCY": tips})
+    d = []
+    for cp0, kind in ((c90, "MLCX"), (c0, "MLCY")):
+        plan = f.rt_plan([f.beam(1, [cp0, f.control_point(1, 1.0)], devices=("X", "Y", kind), boundaries=boundaries)],
+                         {1: 50.0})
+        d.append(_dose(read_rtplan(plan, box).all_beams(), box))
+    assert np.abs(d[0] - d[1]).max() <= 1e-6 * d[1].max()
+    z = box.grid.axis_mm("z")
+    assert d[1][z > 0].sum() > 20 * d[1][z < -30].sum()  # the open half is superior (IEC Y = +z)
+
+
 def test_partial_leaf_coverage_is_exact_to_the_beamlet_area(box):
     """A leaf tip at 1 mm inside a 2.5 mm beamlet opens 40 % of it; a closed pair gives the transmission."""
     pos = {"ASYMX": [-20.0, 20.0], "ASYMY": [-10.0, 10.0],
@@ -293,6 +311,8 @@ def _bad_cumulative():
     (lambda: _static(extra_beam={"PrimaryFluenceModeSequence": _fff()}),
      r"NominalBeamEnergy 6 MV flattening-filter-free has no machine data"),
     (lambda: _static(extra_beam={"SourceAxisDistance": 800.0}), r"SourceAxisDistance 800 mm"),
+    (lambda: _static(extra_cp={"TableTopEccentricAngle": 10.0}),
+     r"beam 1 \(B1\), control point 0: TableTopEccentricAngle 10 deg"),
 ])
 def test_bad_plans_name_beam_control_point_and_attribute(box, plan, match):
     with pytest.raises(DicomError, match=match):
