@@ -154,7 +154,7 @@ def save_gamma_map(path, reference_gy: np.ndarray, evaluated_gy: np.ndarray, res
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import _atomic_savefig
+    from .plotting import save_figure
 
     counts = np.isfinite(result.gamma).sum(axis=(1, 2))
     iz = int(np.argmax(counts)) if counts.max() > 0 else int(np.argmax(reference_gy.max(axis=(1, 2))))
@@ -177,4 +177,4 @@ def save_gamma_map(path, reference_gy: np.ndarray, evaluated_gy: np.ndarray, res
         ax.set_ylabel("y [mm]")
     fig.suptitle(title or f"axial slice z = {grid.axis_mm('z')[iz]:.1f} mm")
     fig.tight_layout()
-    return _atomic_savefig(fig, path)
+    return save_figure(fig, path)

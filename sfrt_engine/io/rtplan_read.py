@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PlanError
+from ..errors import MachineDataError, PlanError
 from ..machines import PhotonMachine, builtin_machines, load_machine
 from ..machines.photon import mlc_model
 from ..patient import Patient
@@ -54,7 +54,10 @@ def photon_machine_for(energy_mev: float, fff: bool, where: str) -> PhotonMachin
     """
     found = []
     for name in builtin_machines():
-        machine = load_machine(name)
+        try:
+            machine = load_machine(name)
+        except MachineDataError:  # a data file that is not a beam (e.g. a CT calibration)
+            continue
         if isinstance(machine, PhotonMachine) and "nominal_energy_mev" in machine.metadata:
             e = float(machine.metadata["nominal_energy_mev"])
             mode = bool(machine.metadata.get("fff", False))
