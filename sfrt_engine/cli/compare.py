@@ -112,7 +112,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         figures = save_comparison_figures(out, result, args.plots)
         exported = None
         if args.export_dicom:
-            progress("exporting RTDOSE, RTSTRUCT and HDF5")
+            progress("exporting RTPLAN, RTDOSE, RTSTRUCT and HDF5")
             exported = se.io.export_comparison(out, result)
         bar.close()
     stages.done()
@@ -136,7 +136,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print_arm_table(report)
     print(f"\nwrote {', '.join(str(f) for f in [final / 'report.json', *figures])}  ({result.seconds:.1f} s)")
     if exported:
-        files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
+        files = [*exported.get("rtplan", []), *exported.get("rtdose", []), exported.get("rtstruct"),
+                 exported.get("hdf5")]
         print("exported " + ", ".join(str(final / Path(f).relative_to(out)) for f in files if f))
     print(f"manifest: {final / 'manifest.json'} (every file with its SHA-256)")
     return 0
