@@ -139,7 +139,8 @@ def _device_types(beam, where: str) -> tuple[dict, np.ndarray | None, str | None
             jaws[_JAWS[kind]] = kind
         elif kind in _MLCS:
             if axis is not None:
-                raise DicomError(f"{where}: two MLCs ({axis} and {kind}) in BeamLimitingDeviceSequence; one is supported")
+                raise DicomError(f"{where}: two MLCs ({axis} and {kind}) in BeamLimitingDeviceSequence; one is "
+                                 "supported")
             axis = _MLCS[kind]
             if "LeafPositionBoundaries" not in dev:
                 raise DicomError(f"{where}: {kind} without LeafPositionBoundaries")
@@ -182,12 +183,13 @@ def _delivery(beam, meterset_mu: float, patient: Patient, where: str, machine=No
     energy = float(first.NominalBeamEnergy)
     if machine is None:
         machine = photon_machine_for(energy, _fff(beam), where)
-    elif "nominal_energy_mev" in machine.metadata and abs(float(machine.metadata["nominal_energy_mev"]) - energy) > 1e-6:
+    elif abs(float(machine.metadata.get("nominal_energy_mev", energy)) - energy) > 1e-6:
         raise DicomError(f"{where}: NominalBeamEnergy {energy:g} MV, but machine {machine.name!r} is "
                          f"{float(machine.metadata['nominal_energy_mev']):g} MV")
     sad = float(beam.get("SourceAxisDistance", machine.sad_mm))
     if abs(sad - machine.sad_mm) > 0.5:
-        raise DicomError(f"{where}: SourceAxisDistance {sad:g} mm, but machine {machine.name!r} has {machine.sad_mm:g} mm")
+        raise DicomError(f"{where}: SourceAxisDistance {sad:g} mm, but machine {machine.name!r} has "
+                         f"{machine.sad_mm:g} mm")
     model = mlc_model(machine)
     jaws, boundaries, axis = _device_types(beam, where)
     if boundaries is None and not jaws:

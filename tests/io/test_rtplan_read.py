@@ -299,7 +299,7 @@ def _bad_cumulative():
 
 @pytest.mark.parametrize("plan, match", [
     (lambda: _with_leaves([5.0] * 60, [-5.0] * 60), r"beam 1 \(B1\), control point 0, MLCX: leaf pair 1 crosses"),
-    (lambda: _with_leaves([-250.0] * 60, [10.0] * 60), r"control point 0, MLCX: leaf pair 1 .* outside the travel limit"),
+    (lambda: _with_leaves([-250.0] * 60, [10.0] * 60), r"control point 0, MLCX: leaf pair 1 .* outside the travel"),
     (_bad_cumulative, r"beam 1 \(B1\), control point 2: CumulativeMetersetWeight 0.5 is below the previous 0.7"),
     (lambda: _static(mu=None), r"beam 1 \(B1\): BeamMeterset missing"),
     (lambda: _static(iso=(0.0, 500.0, 0.0)), r"beam 1 \(B1\): IsocenterPosition .* outside the CT"),

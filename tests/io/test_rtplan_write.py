@@ -183,7 +183,8 @@ def test_written_plan_has_the_rt_plan_modules(phantom, tmp_path, strict_dicom):
     for beam, ref in zip(ds.BeamSequence, group.ReferencedBeamSequence):
         assert beam.BeamNumber == ref.ReferencedBeamNumber and float(ref.BeamMeterset) > 0
         assert beam.NumberOfControlPoints == len(beam.ControlPointSequence)
-        assert float(beam.FinalCumulativeMetersetWeight) == float(beam.ControlPointSequence[-1].CumulativeMetersetWeight)
+        final = beam.ControlPointSequence[-1].CumulativeMetersetWeight
+        assert float(beam.FinalCumulativeMetersetWeight) == float(final)
         assert [d.RTBeamLimitingDeviceType for d in beam.BeamLimitingDeviceSequence] == ["ASYMX", "ASYMY", "MLCX"]
 
 
