@@ -38,20 +38,26 @@ from scipy.special import erf
 from ..kernels import backend_numpy
 from ..kernels._task import _erf_profiles
 
-__all__ = ["PhotonReference", "ProtonReference", "trilinear_corners"]
+__all__ = ["PhotonReference", "ProtonReference", "split_indices", "trilinear_corners"]
 
 _CHUNK = 1 << 14  # voxels per vectorised block
+
+
+def split_indices(shape, fractions) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Per axis: base index i, weight t of the upper node and the step to it (0 on a one-node axis), for
+    fractional indices clamped exactly as ``backend_numpy._trilinear``."""
+    parts = []
+    for f, n in zip(fractions, shape):
+        f = np.clip(f, 0.0, n - 1.0)
+        i = np.minimum(np.floor(f).astype(np.int64), max(n - 2, 0))
+        parts.append((i, f - i, min(1, n - 1)))
+    return parts
 
 
 def trilinear_corners(shape, f0: np.ndarray, f1: np.ndarray, f2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices (8, n) and weights (8, n) of trilinear interpolation in an array of ``shape`` at
     fractional indices, clamped exactly as ``backend_numpy._trilinear`` (so sum(w * a.ravel()[i]) is its value)."""
-    parts = []
-    for f, n in zip((f0, f1, f2), shape):
-        f = np.clip(f, 0.0, n - 1.0)
-        i = np.minimum(np.floor(f).astype(np.int64), max(n - 2, 0))
-        parts.append((i, f - i, min(1, n - 1)))
-    (i0, t0, s0), (i1, t1, s1), (i2, t2, s2) = parts
+    (i0, t0, s0), (i1, t1, s1), (i2, t2, s2) = split_indices(shape, (f0, f1, f2))
     index, weight = [], []
     for a, wa in ((0, 1.0 - t0), (s0, t0)):
         for b, wb in ((0, 1.0 - t1), (s1, t1)):
@@ -90,6 +96,7 @@ class PhotonReference:
         self.edges_v = task.edge_v0_mm + task.beamlet_dv_mm * np.arange(nv + 1)
         self.direct = []  # (A_k, s_k at the isocentre plane) of the components summed over beamlets
         rows, cols, vals = [], [], []
+        self.table_reads = []  # per tabulated component: c_n A_k and the split (level, v, u) indices of the read
         scatter = task.scatter
         for k, (a_k, s_k) in enumerate(zip(task.component_weight, task.component_sigma_mm)):
             a = np.interp(d, nodes, a_k)
@@ -97,12 +104,14 @@ class PhotonReference:
             if k < task.n_direct:
                 self.direct.append((a, s_iso))
                 continue
-            level = np.log(s_iso / scatter.s0_mm) / scatter.log_ratio
-            index, weight = trilinear_corners(scatter.values.shape, level, (v - scatter.v0_mm) / scatter.dv_mm,
-                                              (u - scatter.u0_mm) / scatter.du_mm)
+            fractions = (np.log(s_iso / scatter.s0_mm) / scatter.log_ratio, (v - scatter.v0_mm) / scatter.dv_mm,
+                         (u - scatter.u0_mm) / scatter.du_mm)
+            index, weight = trilinear_corners(scatter.values.shape, *fractions)
+            factor = weight * (self.coef * a)
+            self.table_reads.append((self.coef * a, split_indices(scatter.values.shape, fractions)))
             rows.append(np.broadcast_to(np.arange(u.size), index.shape).ravel())
             cols.append(index.ravel())
-            vals.append((weight * (self.coef * a)).ravel())
+            vals.append(factor.ravel())
         self.table_matrix = None
         if scatter is not None:
             n_nodes = scatter.values.size

@@ -1,0 +1,120 @@
+#include "operator_cpu.h"
+
+#include <algorithm>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../physics/adjoint.h"
+
+namespace sfrt {
+
+namespace {
+
+template <class Beam>
+void geometry_cpu(const GridParams& g, const Beam& b, const float* table, const long long* voxels, long long n,
+                  unsigned char* hit_flag, double* geom) {
+    const long long plane = (long long)g.nx * g.ny;
+#pragma omp parallel for schedule(static)
+    for (long long m = 0; m < n; ++m) {
+        const long long idx = voxels[m];
+        const int iz = (int)(idx / plane), iy = (int)((idx / g.nx) % g.ny), ix = (int)(idx % g.nx);
+        double* out = geom + 4 * m;
+        // voxel centre exactly as the dose drivers compute it
+        hit_flag[m] = bev_depth(b, table, g.ox + ix * g.dx, g.oy + iy * g.dy, g.oz + iz * g.dz, out[0], out[1], out[2],
+                                out[3]) ? 1 : 0;
+        if (!hit_flag[m]) out[0] = out[1] = out[2] = out[3] = 0.0;
+    }
+}
+
+/// Sum over the points of add(point m, thread arrays) with one set of n_out doubles per thread, then the
+/// threads' arrays added into out in thread order.
+template <class Add>
+void reduce_by_thread(long long n_points, double* out, long long n_out, const Add& add) {
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (n_points < 256) threads = 1;
+    std::vector<std::vector<double>> partial(threads);
+    int used = 1;  // the team OpenMP actually gives (it may be smaller than asked)
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+#pragma omp single
+        used = team;
+        std::vector<double>& mine = partial[t];
+        mine.assign((size_t)n_out, 0.0);
+        const long long begin = n_points * t / team, end = n_points * (t + 1) / team;
+        for (long long m = begin; m < end; ++m) add(m, mine.data());
+    }
+#pragma omp parallel for schedule(static)
+    for (long long e = 0; e < n_out; ++e) {
+        double s = out[e];
+        for (int t = 0; t < used; ++t) s += partial[t][e];
+        out[e] = s;
+    }
+}
+
+}  // namespace
+
+void photon_geometry_cpu(const GridParams& grid, const PhotonBeamParams& beam, const float* table,
+                         const long long* voxels, long long n, unsigned char* hit_flag, double* geom) {
+    geometry_cpu(grid, beam, table, voxels, n, hit_flag, geom);
+}
+
+void proton_geometry_cpu(const GridParams& grid, const ProtonBeamParams& beam, const float* table,
+                         const long long* voxels, long long n, unsigned char* hit_flag, double* geom) {
+    geometry_cpu(grid, beam, table, voxels, n, hit_flag, geom);
+}
+
+void photon_forward_cpu(const std::vector<PhotonOperatorBeam>& beams, float* out) {
+    for (const PhotonOperatorBeam& a : beams) {
+        const double* geom = a.at.geom;
+#pragma omp parallel for schedule(static)
+        for (long long m = 0; m < a.at.n_hit; ++m) {
+            const double* p = geom + 4 * m;
+            out[a.at.hit[m]] += photon_bev_dose(a.params, a.weights, a.tdd, a.comp_w, a.comp_s, a.scatter, p[0], p[1],
+                                                p[2], p[3]);
+        }
+    }
+}
+
+void proton_forward_cpu(const std::vector<ProtonOperatorBeam>& beams, float* out) {
+    for (const ProtonOperatorBeam& a : beams) {
+        const double* geom = a.at.geom;
+#pragma omp parallel for schedule(static)
+        for (long long m = 0; m < a.at.n_hit; ++m) {
+            const double* p = geom + 4 * m;
+            out[a.at.hit[m]] += proton_bev_dose(a.params, a.layers, a.weights, a.idd, a.sigma, p[0], p[1], p[2], p[3]);
+        }
+    }
+}
+
+void photon_adjoint_cpu(const PhotonOperatorBeam& a, const double* r, double* grad_w, long long n_w,
+                        double* grad_table, long long n_table) {
+    // one array per thread: the beamlet gradient followed by the table gradient
+    std::vector<double> both((size_t)(n_w + n_table), 0.0);
+    reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
+        const double* p = a.at.geom + 4 * m;
+        photon_bev_adjoint(a.params, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine,
+                           mine + n_w);
+    });
+    std::copy(both.begin(), both.begin() + n_w, grad_w);
+    std::copy(both.begin() + n_w, both.end(), grad_table);
+}
+
+void proton_adjoint_cpu(const ProtonOperatorBeam& a, const double* r, double* grad_w, long long n_w) {
+    reduce_by_thread(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
+        const double* p = a.at.geom + 4 * m;
+        proton_bev_adjoint(a.params, a.layers, a.idd, a.sigma, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine);
+    });
+}
+
+}  // namespace sfrt
