@@ -59,7 +59,7 @@ class CppEngine:
         self.n_voxels = int(index.size)
         grid_pack = pack_grid(patient.grid)
         voxels = np.ascontiguousarray(index, dtype=np.int64)
-        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
         self.photons, self.protons = [], []
         self._hits = [0] * len(slots)
         density = stopping_power = None
@@ -72,17 +72,18 @@ class CppEngine:
                 density = f32(patient.density()) if density is None else density
                 table = core.trace_rays(density, grid_pack, pack)
                 hit, geom = core.photon_geometry(grid_pack, pack, table, voxels)
-                self.photons.append(dict(slot=slot, pack=pack, shape=task.weights_mu.shape, hit=hit, geom=geom,
-                                         tdd=f32(task.depth_dose_gy_per_mu), comp_w=f32(task.component_weight),
-                                         comp_s=f32(task.component_sigma_mm), profiles=table_profiles(task),
-                                         no_table=np.zeros((0, 1, 1), dtype=np.float32)))
+                self.photons.append({
+                    "slot": slot, "pack": pack, "shape": task.weights_mu.shape, "hit": hit, "geom": geom,
+                    "tdd": f32(task.depth_dose_gy_per_mu), "comp_w": f32(task.component_weight),
+                    "comp_s": f32(task.component_sigma_mm), "profiles": table_profiles(task),
+                    "no_table": np.zeros((0, 1, 1), dtype=np.float32)})
             else:
                 stopping_power = f32(patient.stopping_power()) if stopping_power is None else stopping_power
                 table = core.trace_rays(stopping_power, grid_pack, pack)
                 hit, geom = core.proton_geometry(grid_pack, pack, table, voxels)
                 layers, _ = task.pack_layers()
-                self.protons.append(dict(slot=slot, pack=pack, layers=layers, hit=hit, geom=geom,
-                                         idd=f32(task.idd_gy_mm2_per_gp), sigma=f32(task.sigma_mm)))
+                self.protons.append({"slot": slot, "pack": pack, "layers": layers, "hit": hit, "geom": geom,
+                                     "idd": f32(task.idd_gy_mm2_per_gp), "sigma": f32(task.sigma_mm)})
             self._hits[k] = int(hit.size)
 
     def hits_per_slot(self) -> list[int]:

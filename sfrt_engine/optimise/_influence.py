@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from ._engine_numpy import NumpyEngine
 
-__all__ = ["CsrEngine", "influence_matrix", "CHUNK_ROWS"]
+__all__ = ["CHUNK_ROWS", "CsrEngine", "influence_matrix"]
 
 #: Voxels per dense row block while building [count].
 CHUNK_ROWS = 2048
@@ -94,7 +94,7 @@ class CsrEngine:
         self.nnz = int(self.matrix.nnz)
         self._cp = getattr(engine, "cp", None)  # the GPU engines carry cupy
         if self._cp is not None:
-            from cupyx.scipy import sparse as cusparse  # noqa: PLC0415 - GPU only
+            from cupyx.scipy import sparse as cusparse
 
             self.device_matrix = cusparse.csr_matrix(self.matrix)
             self.device_transpose = self.device_matrix.T.tocsr()

@@ -31,7 +31,7 @@ from ..kernels._proton_task import prepare_proton_tasks
 from ..plan.beam import Beam
 from ..plan.protons import ProtonBeam, SpotLayer
 
-__all__ = ["BeamSlot", "flatten_beams", "beam_slots", "beam_with", "voxel_points"]
+__all__ = ["BeamSlot", "beam_slots", "beam_with", "flatten_beams", "voxel_points"]
 
 
 @dataclass(frozen=True, eq=False)

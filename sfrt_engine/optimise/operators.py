@@ -38,7 +38,7 @@ from ..kernels import get_backend
 from ..patient import Patient
 from ._layout import BeamSlot, beam_slots, beam_with, flatten_beams
 
-__all__ = ["DoseOperator", "dose_operator", "DEFAULT_CSR_BUDGET_MIB", "MODES"]
+__all__ = ["DEFAULT_CSR_BUDGET_MIB", "MODES", "DoseOperator", "dose_operator"]
 
 #: Memory the influence matrix may take in mode "auto" when no budget is given [MiB].
 DEFAULT_CSR_BUDGET_MIB = 1024.0
@@ -214,7 +214,7 @@ def dose_operator(beams, patient: Patient, *, voxels=None, backend: str = "auto"
         else:
             info["mode_reason"] = "forced"
         if chosen == "csr":
-            from ._influence import CsrEngine  # noqa: PLC0415 - only when asked for
+            from ._influence import CsrEngine
 
             engine = CsrEngine(slots, patient, index, engine)
             info["csr_nnz"] = engine.nnz
@@ -226,13 +226,13 @@ def dose_operator(beams, patient: Patient, *, voxels=None, backend: str = "auto"
 
 def _engine_class(name: str):
     if name == "numpy":
-        from ._engine_numpy import NumpyEngine  # noqa: PLC0415
+        from ._engine_numpy import NumpyEngine
 
         return NumpyEngine
     if name == "cpp":
-        from ._engine_cpp import CppEngine  # noqa: PLC0415
+        from ._engine_cpp import CppEngine
 
         return CppEngine
-    from ._engine_gpu import GpuEngine  # noqa: PLC0415
+    from ._engine_gpu import GpuEngine
 
     return GpuEngine.for_backend(name)
