@@ -20,7 +20,7 @@ from ..kernels import backend_cupy
 from ..kernels._task import CUTOFF_SIGMA
 from ._engine_cpp import CppEngine
 
-__all__ = ["GpuEngine", "KERNEL_HEADER", "KERNEL_NAMES", "kernel_source"]
+__all__ = ["KERNEL_HEADER", "KERNEL_NAMES", "GpuEngine", "kernel_source"]
 
 KERNEL_HEADER = "cuda/operator_kernels.cuh"
 KERNEL_NAMES = ("sfrt_photon_forward", "sfrt_proton_forward", "sfrt_photon_adjoint_weights",
