@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -113,6 +114,39 @@ std::vector<ProtonOperatorBeam> proton_beams(const std::vector<f64>& params, con
     return beams;
 }
 
+/// A cache array: the caller's own buffer (no conversion, so the pointer outlives this call), checked.
+template <class T>
+const T* cache_array(const py::handle& h, long long size, const std::string& where) {
+    const std::string what = where + ": arrays do not match the beam's points (rebuild them with photon_cache)";
+    require(py::isinstance<py::array>(h), what);
+    const py::array a = py::reinterpret_borrow<py::array>(h);
+    require(a.dtype().is(py::dtype::of<T>()) && (a.flags() & py::array::c_style) && (long long)a.size() == size, what);
+    return static_cast<const T*>(a.data());
+}
+
+/// Attaches the stored factors of photon_cache (a tuple per beam, or None) to the beams, checking sizes.
+void attach_caches(std::vector<PhotonOperatorBeam>& beams, const py::object& caches) {
+    if (caches.is_none()) return;
+    const py::list list = caches.cast<py::list>();
+    require((size_t)py::len(list) == beams.size(), "caches: one entry (or None) per beam");
+    for (size_t i = 0; i < beams.size(); ++i) {
+        if (list[i].is_none()) continue;
+        const py::tuple t = list[i].cast<py::tuple>();
+        require(py::len(t) == 6, "caches: each entry is (fac, base, frac, win, offset, pool)");
+        const PhotonBeamParams& b = beams[i].params;
+        const long long n = beams[i].at.n_hit, nt = b.ncomp - b.n_direct;
+        const std::string where = "caches: beam " + std::to_string(i);
+        PhotonPointCache c;
+        c.fac = cache_array<float>(t[0], n * (b.ncomp + 1), where);
+        c.base = cache_array<long long>(t[1], n * nt, where);
+        c.frac = cache_array<double>(t[2], 3 * n * nt, where);
+        c.win = cache_array<int>(t[3], 4 * n * b.n_direct, where);
+        c.offset = cache_array<long long>(t[4], n + 1, where);
+        c.pool = cache_array<float>(t[5], c.offset[n], where);
+        beams[i].cache = c;
+    }
+}
+
 long long check_n_out(long long n_out) {
     require(n_out >= 0, "n_out: expected the subset size >= 0");
     return n_out;
@@ -142,9 +176,9 @@ void register_operators(py::module_& m) {
     m.def("photon_forward",
           [](const std::vector<f64>& params, const std::vector<f32>& weights, const std::vector<f32>& tdd,
              const std::vector<f32>& comp_w, const std::vector<f32>& comp_s, const std::vector<f32>& scatter,
-             const std::vector<i64>& hits, const std::vector<f64>& geoms, long long n_out) {
-              const auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms,
-                                              check_n_out(n_out));
+             const std::vector<i64>& hits, const std::vector<f64>& geoms, long long n_out, const py::object& caches) {
+              auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms, check_n_out(n_out));
+              attach_caches(beams, caches);
               py::array_t<float> out(n_out);
               float* o = out.mutable_data();
               {
@@ -155,15 +189,16 @@ void register_operators(py::module_& m) {
               return out;
           },
           py::arg("params"), py::arg("weights"), py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"),
-          py::arg("scatter"), py::arg("hits"), py::arg("geoms"), py::arg("n_out"),
+          py::arg("scatter"), py::arg("hits"), py::arg("geoms"), py::arg("n_out"), py::arg("caches") = py::none(),
           "Dose [Gy] float32 (n_out,) on the subset: the beams added in order at their hit positions.");
     m.def("photon_adjoint",
           [](const std::vector<f64>& params, const std::vector<f32>& weights, const std::vector<f32>& tdd,
              const std::vector<f32>& comp_w, const std::vector<f32>& comp_s, const std::vector<f32>& scatter,
-             const std::vector<i64>& hits, const std::vector<f64>& geoms, const f64& r) {
+             const std::vector<i64>& hits, const std::vector<f64>& geoms, const f64& r, const py::object& caches) {
               require(r.ndim() == 1, "r: expected a 1-D float64 array over the subset");
-              const auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms,
-                                              (long long)r.shape(0));
+              auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms,
+                                        (long long)r.shape(0));
+              attach_caches(beams, caches);
               py::list out;
               for (const PhotonOperatorBeam& a : beams) {
                   const auto& b = a.params;
@@ -181,9 +216,43 @@ void register_operators(py::module_& m) {
               return out;
           },
           py::arg("params"), py::arg("weights"), py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"),
-          py::arg("scatter"), py::arg("hits"), py::arg("geoms"), py::arg("r"),
+          py::arg("scatter"), py::arg("hits"), py::arg("geoms"), py::arg("r"), py::arg("caches") = py::none(),
           "Per beam (grad_w float64 [nbv, nbu], grad_table float64 [nlev, nv, nu] or (0, 1, 1)): the adjoint of "
           "photon_forward applied to r (weights and scatter are only checked, not read).");
+    m.def("photon_cache",
+          [](const f64& params, const f32& weights, const f32& tdd, const f32& comp_w, const f32& comp_s,
+             const f32& scatter, const i64& hit, const f64& geom, long long max_bytes) -> py::object {
+              std::vector<PhotonOperatorBeam> beams =
+                  photon_beams({params}, {weights}, {tdd}, {comp_w}, {comp_s}, {scatter}, {hit}, {geom},
+                               hit.shape(0) ? (long long)(*std::max_element(hit.data(), hit.data() + hit.shape(0)) + 1)
+                                            : 0);
+              const PhotonOperatorBeam& a = beams[0];
+              const PhotonBeamParams& b = a.params;
+              const long long n = a.at.n_hit, nt = b.ncomp - b.n_direct;
+              py::array_t<long long> offset(n + 1);
+              {
+                  py::gil_scoped_release release;
+                  photon_cache_offsets_cpu(a, offset.mutable_data());
+              }
+              const long long n_pool = offset.data()[n];
+              const long long bytes = n * (4 * (b.ncomp + 1) + 8 * nt + 24 * nt + 16 * b.n_direct + 8) + 4 * n_pool;
+              if (max_bytes >= 0 && bytes > max_bytes) return py::int_(bytes);
+              py::array_t<float> fac({(py::ssize_t)n, (py::ssize_t)(b.ncomp + 1)});
+              py::array_t<long long> base({(py::ssize_t)n, (py::ssize_t)nt});
+              py::array_t<double> frac({(py::ssize_t)n, (py::ssize_t)nt, (py::ssize_t)3});
+              py::array_t<int> win({(py::ssize_t)n, (py::ssize_t)b.n_direct, (py::ssize_t)4});
+              py::array_t<float> pool(n_pool);
+              {
+                  py::gil_scoped_release release;
+                  photon_cache_cpu(a, offset.data(), fac.mutable_data(), base.mutable_data(), frac.mutable_data(),
+                                   win.mutable_data(), pool.mutable_data());
+              }
+              return py::make_tuple(fac, base, frac, win, offset, pool);
+          },
+          py::arg("params"), py::arg("weights"), py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"),
+          py::arg("scatter"), py::arg("hit"), py::arg("geom"), py::arg("max_bytes") = -1,
+          "Stored per-point factors (fac, base, frac, win, offset, pool) of one photon beam's points "
+          "(csrc/physics/operator_cache.h), or their size in bytes (an int) when it exceeds max_bytes >= 0.");
     m.def("proton_forward",
           [](const std::vector<f64>& params, const std::vector<f64>& layers, const std::vector<f32>& weights,
              const std::vector<f32>& idd, const std::vector<f32>& sigma, const std::vector<i64>& hits,

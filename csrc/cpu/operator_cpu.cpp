@@ -7,7 +7,7 @@
 #include <omp.h>
 #endif
 
-#include "../physics/adjoint.h"
+#include "../physics/operator_cache.h"
 
 namespace sfrt {
 
@@ -74,9 +74,62 @@ void proton_geometry_cpu(const GridParams& grid, const ProtonBeamParams& beam, c
     geometry_cpu(grid, beam, table, voxels, n, hit_flag, geom);
 }
 
+namespace {
+
+int n_table_comps(const PhotonBeamParams& b) { return b.ncomp - b.n_direct; }
+
+}  // namespace
+
+void photon_cache_offsets_cpu(const PhotonOperatorBeam& a, long long* offset) {
+    const PhotonBeamParams& b = a.params;
+    offset[0] = 0;
+#pragma omp parallel
+    {
+        float fac[SFRT_MAX_COMPONENTS + 1];
+        long long base[SFRT_MAX_COMPONENTS];
+        double frac[3 * SFRT_MAX_COMPONENTS];
+        int win[4 * SFRT_MAX_COMPONENTS];
+#pragma omp for schedule(static)
+        for (long long m = 0; m < a.at.n_hit; ++m) {
+            const double* p = a.at.geom + 4 * m;
+            offset[m + 1] = photon_cache_point(b, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], fac, base, frac,
+                                               win, nullptr);
+        }
+    }
+    for (long long m = 0; m < a.at.n_hit; ++m) offset[m + 1] += offset[m];
+}
+
+void photon_cache_cpu(const PhotonOperatorBeam& a, const long long* offset, float* fac, long long* base, double* frac,
+                      int* win, float* pool) {
+    const PhotonBeamParams& b = a.params;
+    const int nt = n_table_comps(b), nd = b.n_direct;
+#pragma omp parallel for schedule(static)
+    for (long long m = 0; m < a.at.n_hit; ++m) {
+        const double* p = a.at.geom + 4 * m;
+        photon_cache_point(b, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], fac + m * (b.ncomp + 1),
+                           base + m * nt, frac + m * 3 * nt, win + m * 4 * nd, pool + offset[m]);
+    }
+}
+
 void photon_forward_cpu(const std::vector<PhotonOperatorBeam>& beams, float* out) {
     for (const PhotonOperatorBeam& a : beams) {
         const double* geom = a.at.geom;
+        const PhotonPointCache& c = a.cache;
+        if (c.fac != nullptr) {
+            const PhotonBeamParams& b = a.params;
+            const int nt = n_table_comps(b), nd = b.n_direct;
+#pragma omp parallel
+            {
+                float col[SFRT_MAX_BEAMLETS_1D];
+#pragma omp for schedule(static)
+                for (long long m = 0; m < a.at.n_hit; ++m) {
+                    out[a.at.hit[m]] += photon_cached_dose(b, a.weights, a.scatter, c.fac + m * (b.ncomp + 1),
+                                                           c.base + m * nt, c.frac + m * 3 * nt, c.win + m * 4 * nd,
+                                                           c.pool + c.offset[m], col);
+                }
+            }
+            continue;
+        }
 #pragma omp parallel for schedule(static)
         for (long long m = 0; m < a.at.n_hit; ++m) {
             const double* p = geom + 4 * m;
@@ -101,11 +154,21 @@ void photon_adjoint_cpu(const PhotonOperatorBeam& a, const double* r, double* gr
                         double* grad_table, long long n_table) {
     // one array per thread: the beamlet gradient followed by the table gradient
     std::vector<double> both((size_t)(n_w + n_table), 0.0);
-    reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
-        const double* p = a.at.geom + 4 * m;
-        photon_bev_adjoint(a.params, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine,
-                           mine + n_w);
-    });
+    const PhotonPointCache& c = a.cache;
+    if (c.fac != nullptr) {
+        const PhotonBeamParams& b = a.params;
+        const int nt = n_table_comps(b), nd = b.n_direct;
+        reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
+            photon_cached_adjoint(b, c.fac + m * (b.ncomp + 1), c.base + m * nt, c.frac + m * 3 * nt,
+                                  c.win + m * 4 * nd, c.pool + c.offset[m], r[a.at.hit[m]], mine, mine + n_w);
+        });
+    } else {
+        reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
+            const double* p = a.at.geom + 4 * m;
+            photon_bev_adjoint(a.params, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine,
+                               mine + n_w);
+        });
+    }
     std::copy(both.begin(), both.begin() + n_w, grad_w);
     std::copy(both.begin() + n_w, both.end(), grad_table);
 }

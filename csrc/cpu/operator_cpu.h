@@ -16,6 +16,16 @@ struct SubsetGeometry {
     long long n_hit;
 };
 
+/// A photon beam's stored per-point factors (csrc/physics/operator_cache.h); fac == nullptr: none.
+struct PhotonPointCache {
+    const float* fac = nullptr;       // [n_hit][1 + ncomp]
+    const long long* base = nullptr;  // [n_hit][ncomp - n_direct]
+    const double* frac = nullptr;     // [n_hit][ncomp - n_direct][3]
+    const int* win = nullptr;         // [n_hit][n_direct][4]
+    const long long* offset = nullptr;  // [n_hit + 1] into pool
+    const float* pool = nullptr;
+};
+
 /// One photon beam of an operator (pointers into caller-owned arrays).
 struct PhotonOperatorBeam {
     PhotonBeamParams params;
@@ -25,6 +35,7 @@ struct PhotonOperatorBeam {
     const float* comp_s;   // [ncomp][ndepth] mm
     const float* scatter;  // [tab_nlev][tab_nv][tab_nu] (forward only; unread when n_direct == ncomp)
     SubsetGeometry at;
+    PhotonPointCache cache;  // used by the forward and adjoint when present
 };
 
 /// One proton beam of an operator.
@@ -44,6 +55,12 @@ void photon_geometry_cpu(const GridParams& grid, const PhotonBeamParams& beam, c
                          const long long* voxels, long long n, unsigned char* hit_flag, double* geom);
 void proton_geometry_cpu(const GridParams& grid, const ProtonBeamParams& beam, const float* table,
                          const long long* voxels, long long n, unsigned char* hit_flag, double* geom);
+
+/// Size of a photon beam's stored factors: offset[m] for m = 0..n_hit (offset must hold n_hit + 1 values).
+void photon_cache_offsets_cpu(const PhotonOperatorBeam& beam, long long* offset);
+/// Fills the stored factors (arrays sized from photon_cache_offsets_cpu). OpenMP over points.
+void photon_cache_cpu(const PhotonOperatorBeam& beam, const long long* offset, float* fac, long long* base,
+                      double* frac, int* win, float* pool);
 
 /// Forward: adds each beam's dose to out[hit] in beam order (out zeroed by the caller).
 void photon_forward_cpu(const std::vector<PhotonOperatorBeam>& beams, float* out);

@@ -5,6 +5,12 @@ it reaches (``_core.photon_geometry`` / ``proton_geometry``: positions and ``(u,
 ``bev_depth`` of ``csrc/physics/raytrace.h``), and for a photon beam with a scatter table the
 erf-difference profiles ``Pu_l``, ``Pv_l`` at the table's nodes (float64, ``kernels._task``).
 
+Stored factors (``csrc/physics/operator_cache.h``): per photon point, what does not depend on the weights
+(``T(d) (SAD/z)^2``, ``A_k(d)``, the scatter-table read, the cut-off window and the erf-difference profiles of
+the directly summed components) is evaluated once (``_core.photon_cache``) and kept, while the total stays
+within ``CACHE_BUDGET_MIB``; the forward and adjoint then only multiply and add. Beams beyond the budget are
+evaluated from their geometry at every call (the same results).
+
 Forward: per photon beam the scatter table ``F_l = Pv_l W Pu_l^T`` (float64 batched products, stored
 float32 as ``compute_dose`` does), then ``_core.photon_forward`` (``photon_bev_dose`` at every stored
 point; beams added in order) and ``_core.proton_forward``.
@@ -21,7 +27,11 @@ import numpy as np
 from ..kernels import backend_cpp
 from ..kernels._task import _erf_profiles, pack_grid
 
-__all__ = ["CppEngine", "table_profiles"]
+__all__ = ["CACHE_BUDGET_MIB", "CppEngine", "table_profiles"]
+
+#: Memory the stored per-point factors of all photon beams may take [MiB]; beyond it, beams are evaluated
+#: from their geometry at every call.
+CACHE_BUDGET_MIB = 2048.0
 
 
 def table_profiles(task) -> tuple[np.ndarray, np.ndarray] | None:
@@ -85,6 +95,29 @@ class CppEngine:
                 self.protons.append({"slot": slot, "pack": pack, "layers": layers, "hit": hit, "geom": geom,
                                      "idd": f32(task.idd_gy_mm2_per_gp), "sigma": f32(task.sigma_mm)})
             self._hits[k] = int(hit.size)
+        self._build_caches()
+
+    def _build_caches(self) -> None:
+        """Stored factors of each photon beam while they fit CACHE_BUDGET_MIB (module docstring)."""
+        left = int(CACHE_BUDGET_MIB * (1 << 20))
+        self.cache_bytes = 0
+        args = self._photon_args(None)
+        self.caches = []
+        for i, b in enumerate(self.photons):
+            one = [a[i] for a in args]
+            cache = self._core.photon_cache(*one, max_bytes=left)
+            if isinstance(cache, int):  # its size: over the budget left
+                self.caches.append(None)
+                continue
+            size = sum(a.nbytes for a in cache)
+            left -= size
+            self.cache_bytes += size
+            self.caches.append(cache)
+
+    def describe(self) -> dict:
+        """Memory of the stored geometry and factors, and how many photon beams have stored factors."""
+        return {"geometry_bytes": self.geometry_bytes(), "cache_bytes": self.cache_bytes,
+                "cached_beams": f"{sum(c is not None for c in self.caches)} of {len(self.caches)} photon beams"}
 
     def hits_per_slot(self) -> list[int]:
         return list(self._hits)
@@ -123,7 +156,7 @@ class CppEngine:
     def forward(self, w: np.ndarray) -> np.ndarray:
         dose = np.zeros(self.n_voxels, dtype=np.float32)
         if self.photons:
-            dose = self._core.photon_forward(*self._photon_args(w), self.n_voxels)
+            dose = self._core.photon_forward(*self._photon_args(w), self.n_voxels, self.caches)
         if self.protons:
             dose = dose + self._core.proton_forward(*self._proton_args(w), self.n_voxels)
         return dose.astype(np.float64)
@@ -132,7 +165,7 @@ class CppEngine:
         r = np.ascontiguousarray(r, dtype=np.float64)
         grad = np.zeros(self.slots[-1].stop)
         if self.photons:
-            for b, (gw, gt) in zip(self.photons, self._core.photon_adjoint(*self._photon_args(None), r)):
+            for b, (gw, gt) in zip(self.photons, self._core.photon_adjoint(*self._photon_args(None), r, self.caches)):
                 if b["profiles"] is not None:
                     gw = gw + table_adjoint(b["profiles"], gt)
                 s = b["slot"]

@@ -220,6 +220,8 @@ def dose_operator(beams, patient: Patient, *, voxels=None, backend: str = "auto"
             info["csr_nnz"] = engine.nnz
     else:
         info["mode_reason"] = "forced"
+    if hasattr(engine, "describe"):
+        info.update(engine.describe())
     info["setup_seconds"] = time.perf_counter() - start
     return DoseOperator(slots, index, engine, name, chosen, info)
 
