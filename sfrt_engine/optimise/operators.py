@@ -112,8 +112,8 @@ class DoseOperator:
         return w
 
     def forward(self, w):
-        """Dose [Gy] on the subset, shape (n_voxels,): float64 numpy (numpy backend, CSR) or float32 (cpp),
-        a cupy array on the GPU backends."""
+        """Dose [Gy] on the subset, shape (n_voxels,), float64: a numpy array, or a cupy array on the GPU backends
+        (it stays on the device). The compiled kernels compute in float32 (DESIGN 3)."""
         return self._engine.forward(self._check_weights(w))
 
     def adjoint(self, r) -> np.ndarray:
