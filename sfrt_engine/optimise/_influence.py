@@ -13,8 +13,9 @@ by row block per beam, so the work space stays near one block of ``CHUNK_ROWS`` 
 beam's free weights.
 
 On the GPU backends the matrix is copied to the device once (``cupyx.scipy.sparse``) and the
-products run there; otherwise ``scipy.sparse``. ``forward`` multiplies in the matrix's float32
-(the weights are cast); ``adjoint`` likewise, returning float64.
+products run there in float32 (cuSPARSE multiplies in the matrix's type); otherwise ``scipy.sparse``
+multiplies the float32 entries in float64 (so the adjoint is the forward's transpose to float64
+round-off, and the sums over thousands of entries keep their precision).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ class CsrEngine:
     def forward(self, w: np.ndarray):
         if self._cp is not None:
             return self.device_matrix @ self._cp.asarray(w, dtype=self._cp.float32)
-        return self.matrix @ w.astype(np.float32)
+        return self.matrix @ np.asarray(w, dtype=np.float64)
 
     def adjoint(self, r) -> np.ndarray:
         if self._cp is not None:
             g = self.device_transpose @ self._cp.asarray(r, dtype=self._cp.float32)
             return g.get().astype(np.float64)
-        return (self.matrix.T @ np.asarray(r, dtype=np.float32)).astype(np.float64)
+        return self.matrix.T @ np.asarray(r, dtype=np.float64)
