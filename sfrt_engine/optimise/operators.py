@@ -24,7 +24,8 @@ deterministic.
 Modes (``mode=``): ``"matrix-free"`` evaluates the kernels at every call; ``"csr"`` builds the
 influence matrix ``A`` once (float32, ``scipy.sparse.csr_matrix``, :mod:`._influence`) and
 multiplies by it. ``"auto"`` takes ``"csr"`` when its estimated size fits ``memory_budget_mib``
-(default :data:`DEFAULT_CSR_BUDGET_MIB`), else ``"matrix-free"``; ``op.describe()`` says which and why.
+(default :data:`DEFAULT_CSR_BUDGET_MIB`) and, on a compiled backend, beams have few free weights
+(:data:`CSR_MAX_ENTRIES_PER_POINT`), else ``"matrix-free"``; ``op.describe()`` says which and why.
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ from ..kernels import get_backend
 from ..patient import Patient
 from ._layout import BeamSlot, beam_slots, beam_with, flatten_beams
 
-__all__ = ["DEFAULT_CSR_BUDGET_MIB", "MODES", "DoseOperator", "dose_operator"]
+__all__ = ["CSR_MAX_ENTRIES_PER_POINT", "DEFAULT_CSR_BUDGET_MIB", "MODES", "DoseOperator", "dose_operator"]
 
 #: Memory the influence matrix may take in mode "auto" when no budget is given [MiB].
 DEFAULT_CSR_BUDGET_MIB = 1024.0
 MODES = ("auto", "matrix-free", "csr")
+#: Mode "auto" on a compiled backend takes "csr" only when a beam's voxels have at most this many matrix
+#: entries (free weights) on average: the kernels cost tens of operations per voxel and beam, a matrix row
+#: one multiply-add per entry (and the scatter component makes rows nearly full).
+CSR_MAX_ENTRIES_PER_POINT = 64
 #: Bytes per stored influence-matrix entry: a float32 value and an int32 column index.
 _CSR_ENTRY_BYTES = 8
 
@@ -208,9 +213,15 @@ def dose_operator(beams, patient: Patient, *, voxels=None, backend: str = "auto"
         info["csr_bytes_estimate"] = need
         info["csr_budget_bytes"] = budget
         if mode == "auto":
-            chosen = "csr" if need <= budget else "matrix-free"
+            hits = sum(engine.hits_per_slot())
+            per_point = need / _CSR_ENTRY_BYTES / max(hits, 1)
+            fits = need <= budget
+            chosen = "csr" if fits and (name == "numpy" or per_point <= CSR_MAX_ENTRIES_PER_POINT) else "matrix-free"
             info["mode_reason"] = (f"influence matrix of at most {need / 2**20:.1f} MiB "
-                                   f"{'fits' if chosen == 'csr' else 'exceeds'} the {memory_budget_mib:g} MiB budget")
+                                   f"{'fits' if fits else 'exceeds'} the {memory_budget_mib:g} MiB budget")
+            if fits and chosen == "matrix-free":
+                info["mode_reason"] += (f", but with {per_point:.0f} entries per voxel a beam reaches the {name} "
+                                        f"kernels are faster (csr above {CSR_MAX_ENTRIES_PER_POINT} only on numpy)")
         else:
             info["mode_reason"] = "forced"
         if chosen == "csr":

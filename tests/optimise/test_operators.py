@@ -179,6 +179,12 @@ def test_auto_mode_chooses_by_budget_and_says_why():
     assert large.mode == "csr" and "fits" in large.describe()["mode_reason"]
     info = large.describe()
     assert info["csr_nnz"] * 8 <= info["csr_bytes_estimate"]
+    # a compiled backend takes the matrix only for beams with few free weights (<= 64 reaching each voxel)
+    po, bo, vo = _case("oblique")  # 80 free beamlets
+    cpp = dose_operator(bo, po, voxels=vo, backend="cpp", mode="auto", memory_budget_mib=4096)
+    assert cpp.mode == "matrix-free" and "kernels are faster" in cpp.describe()["mode_reason"]
+    few = dose_operator(beams[1:], p, voxels=body, backend="cpp", mode="auto", memory_budget_mib=4096)
+    assert few.mode == "csr", few.describe()["mode_reason"]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpp"])
