@@ -122,8 +122,10 @@ def test_forward_is_compute_dose(case, backend):
     got = _host(op.forward(w))
     expected = se.compute_dose(op.beams_with(w), p, backend=backend).gy[body]
     assert got.shape == expected.shape and expected.max() > 0.0
-    # same kernels, same discretisation: round-off only (float32 on the compiled backends)
-    tol = 1e-12 if backend == "numpy" else 1e-6
+    # same kernels, same discretisation: round-off only (float32 on the compiled backends; on the GPU the operator's
+    # geometry comes from the host (cpp) while compute_dose traces on the device, where nvcc and NVRTC may contract
+    # multiply-adds differently)
+    tol = {"numpy": 1e-12, "cpp": 1e-6}.get(backend, 1e-5)
     assert np.abs(got - expected).max() <= tol * expected.max()
 
 
