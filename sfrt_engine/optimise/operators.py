@@ -131,7 +131,8 @@ class DoseOperator:
         return self._engine.adjoint(r)
 
     def beams_with(self, w) -> list:
-        """New beams (same order as given) whose free weights are ``w`` and every other weight 0."""
+        """New beams whose free weights are ``w`` and every other weight 0, as a flat list in the order given
+        (an Arc contributes its control-point beams); the beams given are not modified."""
         w = self._check_weights(w)
         if np.any(w < 0):
             raise PlanError("weights: beamlet and spot weights must be >= 0")
