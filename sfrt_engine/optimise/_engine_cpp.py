@@ -62,7 +62,7 @@ def table_adjoint(profiles, grad_table: np.ndarray) -> np.ndarray:
 class CppEngine:
     """Geometry once, then ``_core`` forward and adjoint calls (module docstring)."""
 
-    def __init__(self, slots, patient, index: np.ndarray) -> None:
+    def __init__(self, slots, patient, index: np.ndarray, *, store_factors: bool = True) -> None:
         core = backend_cpp._import()
         self._core = core
         self.slots = slots
@@ -95,7 +95,10 @@ class CppEngine:
                 self.protons.append({"slot": slot, "pack": pack, "layers": layers, "hit": hit, "geom": geom,
                                      "idd": f32(task.idd_gy_mm2_per_gp), "sigma": f32(task.sigma_mm)})
             self._hits[k] = int(hit.size)
-        self._build_caches()
+        self.caches = [None] * len(self.photons)
+        self.cache_bytes = 0
+        if store_factors:
+            self._build_caches()
 
     def _build_caches(self) -> None:
         """Stored factors of each photon beam while they fit CACHE_BUDGET_MIB (module docstring)."""

@@ -149,7 +149,7 @@ class GpuEngine:
         self.slots = slots
         self.n_voxels = int(index.size)
         self.launch = _Nvcc(cp) if self.backend == "cuda" else _Nvrtc(cp)
-        host = CppEngine(slots, patient, index)
+        host = CppEngine(slots, patient, index, store_factors=False)  # the geometry only
         self._hits = host.hits_per_slot()
         d = cp.asarray
         self.photons, self.protons = [], []
