@@ -14,6 +14,7 @@ What is tested, and against what:
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -72,8 +73,12 @@ CASES = ["oblique", "couch", "heterogeneous", "arc", "proton"]
 
 
 def _available(name: str) -> None:
+    """Skip with the registry's reason when ``name`` cannot run here (fail instead for a GPU backend under
+    SFRT_REQUIRE_CUDA=1, as tests/conftest.py does)."""
     ok, reason = se.available_backends()[name]
     if not ok:
+        if name in ("cuda", "cupy") and os.environ.get("SFRT_REQUIRE_CUDA") == "1":
+            pytest.fail(f"SFRT_REQUIRE_CUDA=1 but backend {name!r} cannot run: {reason}", pytrace=False)
         pytest.skip(f"backend {name!r} unavailable: {reason}")
 
 
