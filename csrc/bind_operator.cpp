@@ -23,13 +23,13 @@ using i64 = py::array_t<long long, py::array::c_style | py::array::forcecast>;
 
 SubsetGeometry subset_from(const i64& hit, const f64& geom, long long n_out, const std::string& where) {
     require(hit.ndim() == 1, where + ": hit must be a 1-D int64 array");
-    require(geom.ndim() == 2 && geom.shape(0) == hit.shape(0) && geom.shape(1) == 4,
-            where + ": geom must be (n_hit, 4) float64 matching hit");
+    require(geom.ndim() == 2 && (geom.shape(0) == hit.shape(0) || geom.shape(0) == 0) && geom.shape(1) == 4,
+            where + ": geom must be (n_hit, 4) float64 matching hit (or (0, 4) with stored factors)");
     const long long* h = hit.data();
     for (py::ssize_t m = 0; m < hit.shape(0); ++m) {
         require(h[m] >= 0 && h[m] < n_out, where + ": hit index out of range of the subset");
     }
-    return SubsetGeometry{h, geom.data(), (long long)hit.shape(0)};
+    return SubsetGeometry{h, geom.shape(0) ? geom.data() : nullptr, (long long)hit.shape(0)};
 }
 
 /// (hit positions int64 [m], geometry float64 [m, 4]) of the subset voxels a beam reaches.
@@ -147,6 +147,23 @@ void attach_caches(std::vector<PhotonOperatorBeam>& beams, const py::object& cac
     }
 }
 
+/// Every beam must have its geometry, or (photons) stored factors in its place.
+template <class Beam>
+bool has_geometry(const Beam& a) {
+    return a.at.n_hit == 0 || a.at.geom != nullptr;
+}
+inline bool has_geometry(const PhotonOperatorBeam& a) {
+    return a.at.n_hit == 0 || a.at.geom != nullptr || a.cache.fac != nullptr;
+}
+
+template <class Beam>
+void require_geometry(const std::vector<Beam>& beams) {
+    for (size_t i = 0; i < beams.size(); ++i) {
+        require(has_geometry(beams[i]), "beam " + std::to_string(i) + ": geom is (0, 4) but no stored factors were "
+                                        "given: pass its (n_hit, 4) geometry");
+    }
+}
+
 long long check_n_out(long long n_out) {
     require(n_out >= 0, "n_out: expected the subset size >= 0");
     return n_out;
@@ -179,6 +196,7 @@ void register_operators(py::module_& m) {
              const std::vector<i64>& hits, const std::vector<f64>& geoms, long long n_out, const py::object& caches) {
               auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms, check_n_out(n_out));
               attach_caches(beams, caches);
+              require_geometry(beams);
               py::array_t<float> out(n_out);
               float* o = out.mutable_data();
               {
@@ -199,6 +217,7 @@ void register_operators(py::module_& m) {
               auto beams = photon_beams(params, weights, tdd, comp_w, comp_s, scatter, hits, geoms,
                                         (long long)r.shape(0));
               attach_caches(beams, caches);
+              require_geometry(beams);
               py::list out;
               for (const PhotonOperatorBeam& a : beams) {
                   const auto& b = a.params;
@@ -226,6 +245,7 @@ void register_operators(py::module_& m) {
                   photon_beams({params}, {weights}, {tdd}, {comp_w}, {comp_s}, {scatter}, {hit}, {geom},
                                hit.shape(0) ? (long long)(*std::max_element(hit.data(), hit.data() + hit.shape(0)) + 1)
                                             : 0);
+              require_geometry(beams);
               const PhotonOperatorBeam& a = beams[0];
               const PhotonBeamParams& b = a.params;
               const long long n = a.at.n_hit, nt = b.ncomp - b.n_direct;
@@ -258,6 +278,7 @@ void register_operators(py::module_& m) {
              const std::vector<f32>& idd, const std::vector<f32>& sigma, const std::vector<i64>& hits,
              const std::vector<f64>& geoms, long long n_out) {
               const auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, check_n_out(n_out));
+              require_geometry(beams);
               py::array_t<float> out(n_out);
               float* o = out.mutable_data();
               {
@@ -275,6 +296,7 @@ void register_operators(py::module_& m) {
              const std::vector<f64>& geoms, const f64& r) {
               require(r.ndim() == 1, "r: expected a 1-D float64 array over the subset");
               const auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, (long long)r.shape(0));
+              require_geometry(beams);
               py::list out;
               for (const ProtonOperatorBeam& a : beams) {
                   py::array_t<double> gw(a.n_weights);

@@ -12,7 +12,7 @@ namespace sfrt {
 /// the subset and geom[m][4] = (u, v, zs, depth) [mm] (bev_depth).
 struct SubsetGeometry {
     const long long* hit;
-    const double* geom;
+    const double* geom;  // null for a photon beam whose stored factors replace it (PhotonPointCache)
     long long n_hit;
 };
 

@@ -8,8 +8,8 @@ erf-difference profiles ``Pu_l``, ``Pv_l`` at the table's nodes (float64, ``kern
 Stored factors (``csrc/physics/operator_cache.h``): per photon point, what does not depend on the weights
 (``T(d) (SAD/z)^2``, ``A_k(d)``, the scatter-table read, the cut-off window and the erf-difference profiles of
 the directly summed components) is evaluated once (``_core.photon_cache``) and kept, while the total stays
-within ``CACHE_BUDGET_MIB``; the forward and adjoint then only multiply and add. Beams beyond the budget are
-evaluated from their geometry at every call (the same results).
+within ``CACHE_BUDGET_MIB``, and replaces the beam's stored geometry; the forward and adjoint then only multiply
+and add. Beams beyond the budget are evaluated from their geometry at every call (the same results).
 
 Forward: per photon beam the scatter table ``F_l = Pv_l W Pu_l^T`` (float64 batched products, stored
 float32 as ``compute_dose`` does), then ``_core.photon_forward`` (``photon_bev_dose`` at every stored
@@ -31,7 +31,7 @@ __all__ = ["CACHE_BUDGET_MIB", "CppEngine", "table_profiles"]
 
 #: Memory the stored per-point factors of all photon beams may take [MiB]; beyond it, beams are evaluated
 #: from their geometry at every call.
-CACHE_BUDGET_MIB = 2048.0
+CACHE_BUDGET_MIB = 1024.0
 
 
 def table_profiles(task) -> tuple[np.ndarray, np.ndarray] | None:
@@ -116,6 +116,7 @@ class CppEngine:
             left -= size
             self.cache_bytes += size
             self.caches.append(cache)
+            b["geom"] = np.zeros((0, 4))  # the stored factors replace the geometry
 
     def describe(self) -> dict:
         """Memory of the stored geometry and factors, and how many photon beams have stored factors."""
