@@ -109,6 +109,31 @@ def small_proton_check() -> Case:
     return Case("sarcoma_proton2_6mm", patient, beams)
 
 
+def operator_voxels(case: Case) -> np.ndarray:
+    """The voxel subset a plan optimisation evaluates on a case: its BODY, or the whole grid without one."""
+    if "BODY" in case.patient.structures:
+        return case.patient.structures["BODY"]
+    return np.ones(case.patient.grid.shape_zyx, dtype=bool)
+
+
+def operator_parity(name: str, case: Case | None = None) -> float:
+    """max over forward and adjoint of |``name`` - numpy| / max |numpy| of the dose operators on a small
+    case (default :func:`small_check`), for random weights and voxel gradients (fixed seed)."""
+    from sfrt_engine.optimise import dose_operator  # noqa: PLC0415
+
+    case = case or small_check()
+    voxels = operator_voxels(case)
+    ref = dose_operator(case.beams, case.patient, voxels=voxels, backend="numpy", mode="matrix-free")
+    op = dose_operator(case.beams, case.patient, voxels=voxels, backend=name, mode="matrix-free")
+    rng = np.random.default_rng(0)
+    w, r = rng.uniform(0.2, 1.8, ref.n_weights), rng.uniform(-0.5, 1.0, ref.n_voxels)
+    d_ref, g_ref = ref.forward(w), ref.adjoint(r)
+    d = op.forward(w)
+    d = np.asarray(d.get() if hasattr(d, "get") else d)
+    return float(max(np.abs(d - d_ref).max() / d_ref.max(),
+                     np.abs(op.adjoint(r) - g_ref).max() / np.abs(g_ref).max()))
+
+
 def require_backend(name: str) -> None:
     """Skip the calling pytest benchmark, with the registry's reason, when ``name`` cannot run here."""
     import pytest  # noqa: PLC0415 - the scripts that import this module run without pytest

@@ -5,6 +5,7 @@ Prints a table and one JSON line per (case, backend) run, prefixed ``BENCH ``:
     python benchmarks/compare_backends.py                      # default cases, all backends
     python benchmarks/compare_backends.py --cases water100 --backends cpp numpy --repeat 5
     python benchmarks/compare_backends.py --cases impt3 arc90 --backends cpp numpy   # protons, VMAT
+    python benchmarks/compare_backends.py --cases op-sarcoma op-water100 --backends cpp numpy   # operators
 
 Before timing, each backend is checked against the NumPy reference on a small
 heterogeneous photon case, and on a proton case when a proton case is timed
@@ -13,6 +14,11 @@ fails the check is reported and not timed. Times are wall-clock seconds of
 ``compute_dose`` after one warm-up call (compilation and first-touch excluded),
 best of ``--repeat``; the result is copied back to the host, so GPU work is
 finished when the clock stops. Ratios are numpy time / backend time.
+
+The ``op-*`` cases time the dose operators of inverse planning instead (sfrt_engine.optimise):
+one iteration = ``forward(w)`` + ``adjoint(r)`` on the case's BODY voxels, after building the
+operator once (its set-up time is printed apart); the parity check then compares the operators'
+forward and adjoint with the NumPy reference on the small photon case.
 """
 
 from __future__ import annotations
@@ -39,7 +45,11 @@ CASES = {
     "slab256": case_lib.slab_9beam,
     "impt3": case_lib.impt_3field,  # the sarcoma case with a 3-field IMPT plan
     "arc90": case_lib.arc_90cp,  # the sarcoma case with a 90-control-point arc
+    # dose operators (forward + adjoint per iteration) of inverse planning
+    "op-sarcoma": case_lib.sarcoma_5beam,
+    "op-water100": case_lib.water_sphere_5beam,
 }
+OPERATOR_CASES = {"op-sarcoma", "op-water100"}
 PROTON_CASES = {"impt3"}
 PARITY_TOL = 1e-4  # of the maximum dose (DESIGN 6)
 
@@ -83,6 +93,28 @@ def requested_backends(requested) -> list[str] | None:
     return names
 
 
+def time_operator(case, name: str, repeat: int) -> tuple[float, float]:
+    """(best seconds of one forward + adjoint iteration, set-up seconds) of the dose operator on the BODY."""
+    from sfrt_engine.optimise import dose_operator  # noqa: PLC0415
+
+    start = time.perf_counter()
+    op = dose_operator(case.beams, case.patient, voxels=case_lib.operator_voxels(case), backend=name,
+                       mode="matrix-free")
+    setup = time.perf_counter() - start
+    rng = np.random.default_rng(1)
+    w, r = op.weights0 * rng.uniform(0.5, 1.5, op.n_weights), rng.uniform(-0.5, 1.0, op.n_voxels)
+    op.adjoint(r)  # warm-up
+    np.asarray(op.forward(w).sum().item())
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        dose = op.forward(w)
+        op.adjoint(r)  # returns the gradient on the host: GPU work is finished
+        float(dose.sum())
+        best = min(best, time.perf_counter() - start)
+    return float(best), setup
+
+
 def time_backend(case, name: str, repeat: int) -> float:
     se.compute_dose(case.beams, case.patient, backend=name)  # warm-up: compilation, first touch
     best = np.inf
@@ -114,6 +146,12 @@ def main(argv=None) -> int:
         for n, err in check_parity(names, check).items():
             print(f"parity {n} vs numpy on {check.name}: max |diff| = {err:.2e} of max dose")
             parity[n] = max(parity.get(n, 0.0), err)
+    if OPERATOR_CASES & set(args.cases):
+        for n in names:
+            if n != "numpy":
+                err = case_lib.operator_parity(n)
+                print(f"operator parity {n} vs numpy (forward and adjoint): max |diff| = {err:.2e} of max")
+                parity[n] = max(parity.get(n, 0.0), err)
     bad = [n for n, err in parity.items() if not err <= PARITY_TOL]
     names = [n for n in names if n not in bad]
     if bad:
@@ -123,21 +161,32 @@ def main(argv=None) -> int:
     for key in args.cases:
         case = CASES[key]()
         desc = case.describe()
-        times = {}
+        times, setups = {}, {}
+        operator = key in OPERATOR_CASES
+        if operator:
+            desc = dict(desc, case=f"{key}:{desc['case']}", what="forward + adjoint per iteration",
+                        voxels_evaluated=int(case_lib.operator_voxels(case).sum()))
         for n in names:
             if n == "numpy" and case.patient.grid.size > args.reference_max_voxels:
                 continue
-            times[n] = time_backend(case, n, 1 if n == "numpy" else args.repeat)
+            if operator:
+                times[n], setups[n] = time_operator(case, n, 1 if n == "numpy" else args.repeat)
+            else:
+                times[n] = time_backend(case, n, 1 if n == "numpy" else args.repeat)
         print(f"\n{desc['case']}: grid {desc['grid_zyx']} (z,y,x) at {desc['spacing_mm']} mm, "
-              f"{desc['beams']} beams, {case.n_spots or case.n_beamlets} {case.units}")
+              f"{desc['beams']} beams, {case.n_spots or case.n_beamlets} {case.units}"
+              + (f", forward + adjoint on {desc['voxels_evaluated']} voxels" if operator else ""))
         print(f"  {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'numpy/this':>11s}")
         for n, t in times.items():
             ratio = times["numpy"] / t if "numpy" in times else float("nan")
             backend = se.get_backend(n)
             row = dict(desc, backend=n, device=device_of(n), threads=threads_of(backend), seconds=t,
                        speedup_vs_numpy=ratio, parity_max_rel=parity.get(n, 0.0))
+            if n in setups:
+                row["setup_seconds"] = setups[n]
             results.append(row)
-            print(f"  {n:8s} {row['threads']:7d} {t:10.3f} {ratio:11.1f}")
+            extra = f"   (set-up {setups[n]:.2f} s)" if n in setups else ""
+            print(f"  {n:8s} {row['threads']:7d} {t:10.3f} {ratio:11.1f}{extra}")
         for n in names:
             if n in times:
                 print("BENCH " + json.dumps([r for r in results if r["case"] == desc["case"] and r["backend"] == n][0]))

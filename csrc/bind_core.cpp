@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bind_checks.h"
+#include "bind_operator.h"
 #include "cpu/photon_cpu.h"
 #include "params.h"
 
@@ -118,4 +119,5 @@ PYBIND11_MODULE(_core, m) {
     m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),
           py::arg("weights"), py::arg("idd"), py::arg("sigma"),
           "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order.");
+    sfrt::bind::register_operators(m);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bind_checks.h"
+#include "bind_operator_cuda.h"
 #include "cuda/dose_cuda.h"
 #include "params.h"
 
@@ -239,4 +240,5 @@ PYBIND11_MODULE(_cuda, m) {
           py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::kw_only(), py::arg("memory_budget_bytes") = 0,
           "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order; "
           "z-chunked when the grid does not fit the device.");
+    sfrt::bind::register_cuda_operators(m);
 }

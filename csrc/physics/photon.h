@@ -7,18 +7,38 @@
 
 namespace sfrt {
 
+/// Where a point reads the scatter table F[tab_nlev][tab_nv][tab_nu]: the flat index of its cell's
+/// first corner, the steps to the other corners along l, v, u (0 on a one-node axis) and the
+/// fractional weights, for (ln(s / tab_s0) / tab_log_ratio, (v - tab_v0) / tab_dv, (u - tab_u0) / tab_du)
+/// with indices clamped.
+struct ScatterRead {
+    long long base, ol, ov, ou;
+    int il, iv, iu;  // the first corner's level, row and column
+    double tl, tv, tu;
+};
+
+SFRT_HD inline ScatterRead scatter_table_read(const PhotonBeamParams& b, double u, double v, double s_iso) {
+    ScatterRead r;
+    split_index(log(s_iso / b.tab_s0) / b.tab_log_ratio, b.tab_nlev, r.il, r.tl);
+    split_index((v - b.tab_v0) / b.tab_dv, b.tab_nv, r.iv, r.tv);
+    split_index((u - b.tab_u0) / b.tab_du, b.tab_nu, r.iu, r.tu);
+    const long long sv = b.tab_nu, sl = (long long)b.tab_nv * b.tab_nu;
+    r.ou = b.tab_nu > 1 ? 1 : 0;
+    r.ov = b.tab_nv > 1 ? sv : 0;
+    r.ol = b.tab_nlev > 1 ? sl : 0;
+    r.base = r.il * sl + r.iv * sv + r.iu;
+    return r;
+}
+
 /// Components k >= b.n_direct: the beamlet sum read from the beam's scatter table
 /// F[tab_nlev][tab_nv][tab_nu] (sfrt_engine/kernels/_task.py ScatterTable), trilinear in
 /// (ln(s / tab_s0) / tab_log_ratio, (v - tab_v0) / tab_dv, (u - tab_u0) / tab_du), indices clamped.
 SFRT_HD inline double scatter_table_at(const PhotonBeamParams& b, const float* scatter, double u, double v,
                                        double s_iso) {
-    int il, iv, iu; double tl, tv, tu;
-    split_index(log(s_iso / b.tab_s0) / b.tab_log_ratio, b.tab_nlev, il, tl);
-    split_index((v - b.tab_v0) / b.tab_dv, b.tab_nv, iv, tv);
-    split_index((u - b.tab_u0) / b.tab_du, b.tab_nu, iu, tu);
-    const long long sv = b.tab_nu, sl = (long long)b.tab_nv * b.tab_nu;
-    const long long ou = b.tab_nu > 1 ? 1 : 0, ov = b.tab_nv > 1 ? sv : 0, ol = b.tab_nlev > 1 ? sl : 0;
-    const float* f = scatter + il * sl + iv * sv + iu;
+    const ScatterRead r = scatter_table_read(b, u, v, s_iso);
+    const float* f = scatter + r.base;
+    const long long ou = r.ou, ov = r.ov, ol = r.ol;
+    const double tu = r.tu, tv = r.tv, tl = r.tl;
     const double f00 = (1 - tu) * f[0] + tu * f[ou], f01 = (1 - tu) * f[ov] + tu * f[ov + ou];
     const double f10 = (1 - tu) * f[ol] + tu * f[ol + ou], f11 = (1 - tu) * f[ol + ov] + tu * f[ol + ov + ou];
     return (1 - tl) * ((1 - tv) * f00 + tv * f01) + tl * ((1 - tv) * f10 + tv * f11);
@@ -32,12 +52,11 @@ SFRT_HD inline double scatter_table_at(const PhotonBeamParams& b, const float* s
 /// table: [ray_nv][ray_nu][ray_nz] depth [mm]; weights: [nbv][nbu] [MU];
 /// tdd: [ndepth] T [Gy/MU]; comp_w, comp_s: [ncomp][ndepth] A_k and sigma_k [mm];
 /// scatter: the scatter table of components k >= n_direct (see scatter_table_at; unread when
-/// n_direct == ncomp).
-SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* table, const float* weights,
-                                       const float* tdd, const float* comp_w, const float* comp_s,
-                                       const float* scatter, double x, double y, double z) {
-    double u, v, zs, depth;
-    if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
+/// n_direct == ncomp). photon_bev_dose takes the point's BEV coordinates u, v, zs [mm] and depth [mm]
+/// (from bev_depth); photon_point_dose finds them first.
+SFRT_HD inline float photon_bev_dose(const PhotonBeamParams& b, const float* weights, const float* tdd,
+                                     const float* comp_w, const float* comp_s, const float* scatter, double u,
+                                     double v, double zs, double depth) {
     const double scale = b.sad / zs;
 
     int id; double td;  // one depth lookup serves every table
@@ -99,6 +118,14 @@ SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* t
         lateral += a_k * sum;
     }
     return (float)(t_depth * scale * scale) * lateral;
+}
+
+SFRT_HD inline float photon_point_dose(const PhotonBeamParams& b, const float* table, const float* weights,
+                                       const float* tdd, const float* comp_w, const float* comp_s,
+                                       const float* scatter, double x, double y, double z) {
+    double u, v, zs, depth;
+    if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
+    return photon_bev_dose(b, weights, tdd, comp_w, comp_s, scatter, u, v, zs, depth);
 }
 
 }  // namespace sfrt

@@ -15,12 +15,11 @@ namespace sfrt {
 /// plane and z [mm] from the source. Spots beyond cutoff_sigma * s_iso are skipped.
 /// table: [ray_nv][ray_nu][ray_nz]; layers: packed [n_layers][SFRT_LAYER_PACK_SIZE];
 /// weights: all layers' [nv][nu] maps [Gp] back to back; idd: [n_energies][ndepth] Gy mm^2/Gp;
-/// sigma: [n_energies][ndepth] mm.
-SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* table, const double* layers,
-                                       const float* weights, const float* idd, const float* sigma,
-                                       double x, double y, double z) {
-    double u, v, zs, depth;
-    if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
+/// sigma: [n_energies][ndepth] mm. proton_bev_dose takes the point's BEV coordinates u, v, zs [mm] and
+/// depth [mm] (from bev_depth); proton_point_dose finds them first.
+SFRT_HD inline float proton_bev_dose(const ProtonBeamParams& b, const double* layers, const float* weights,
+                                     const float* idd, const float* sigma, double u, double v, double zs,
+                                     double depth) {
     const double scale = b.sad / zs;
 
     float gu[SFRT_LATERAL_TILE];
@@ -76,6 +75,14 @@ SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* t
         total += dd * (float)(0.15915494309189535 / (sig * sig)) * sum;  // 1 / (2 pi s^2)
     }
     return total;
+}
+
+SFRT_HD inline float proton_point_dose(const ProtonBeamParams& b, const float* table, const double* layers,
+                                       const float* weights, const float* idd, const float* sigma,
+                                       double x, double y, double z) {
+    double u, v, zs, depth;
+    if (!bev_depth(b, table, x, y, z, u, v, zs, depth)) return 0.0f;
+    return proton_bev_dose(b, layers, weights, idd, sigma, u, v, zs, depth);
 }
 
 }  // namespace sfrt
