@@ -4,7 +4,8 @@
 #   2. build and install the package with SFRT_CUDA=ON for the device's architecture;
 #   3. run the whole test suite with the GPU backends required (a skipped cuda or cupy
 #      backend fails: SFRT_REQUIRE_CUDA=1);
-#   4. run the GPU benchmarks and parity record (benchmarks/gpu_bench.py).
+#   4. run the GPU benchmarks and parity record (benchmarks/gpu_bench.py), and the dose operators'
+#      forward + adjoint iteration (benchmarks/compare_backends.py --cases op-sarcoma op-water100).
 # Results: benchmarks/results/gpu-<device>-<date>.json (and copies under $OUT when set).
 #
 #   bash benchmarks/gpu_check.sh            # everything
@@ -51,6 +52,11 @@ repeat=5
 if [ "${SFRT_GPU_CHECK_QUICK:-0}" = 1 ]; then cases=(sarcoma_5beam impt_3field); repeat=1; fi
 python3 benchmarks/gpu_bench.py --backends cuda cupy cpp --cases "${cases[@]}" --repeat "$repeat" --out "$json"
 bench_rc=$?
+log "dose operators: forward + adjoint per iteration (target: <= 20 ms on the default case)"
+python3 benchmarks/compare_backends.py --cases op-sarcoma op-water100 --backends cuda cupy cpp --repeat "$repeat" \
+  --json-out "benchmarks/results/gpu-operators-${device}-${date_tag}.json" 2>&1 | grep -v '^BENCH' | tail -20
+[ "${PIPESTATUS[0]}" = 0 ] || bench_rc=1
+[ "$out_dir" != "$root/benchmarks/results" ] && cp "benchmarks/results/gpu-operators-${device}-${date_tag}.json" "$out_dir/"
 python3 - "$json" "$tests_rc" <<'PY'
 import json, sys
 path, rc = sys.argv[1], int(sys.argv[2])

@@ -147,13 +147,42 @@ void attach_caches(std::vector<PhotonOperatorBeam>& beams, const py::object& cac
     }
 }
 
-/// Every beam must have its geometry, or (photons) stored factors in its place.
+/// Attaches the stored entries of proton_cache (a tuple per beam, or None) to the beams, checking sizes.
+void attach_proton_caches(std::vector<ProtonOperatorBeam>& beams, const py::object& caches) {
+    if (caches.is_none()) return;
+    const py::list list = caches.cast<py::list>();
+    require((size_t)py::len(list) == beams.size(), "caches: one entry (or None) per beam");
+    for (size_t i = 0; i < beams.size(); ++i) {
+        if (list[i].is_none()) continue;
+        const py::tuple t = list[i].cast<py::tuple>();
+        require(py::len(t) == 6, "caches: each entry is (entry_offset, pool_offset, layer, q, win, pool)");
+        const long long n = beams[i].at.n_hit;
+        const std::string where = "caches: proton beam " + std::to_string(i);
+        ProtonPointCache c;
+        c.entry_offset = cache_array<long long>(t[0], n + 1, where);
+        c.pool_offset = cache_array<long long>(t[1], n + 1, where);
+        const long long n_entries = c.entry_offset[n];
+        c.layer = cache_array<int>(t[2], n_entries, where);
+        c.q = cache_array<float>(t[3], n_entries, where);
+        c.win = cache_array<int>(t[4], 4 * n_entries, where);
+        c.pool = cache_array<float>(t[5], c.pool_offset[n], where);
+        for (long long e = 0; e < n_entries; ++e) {
+            require(c.layer[e] >= 0 && c.layer[e] < beams[i].params.n_layers, where + ": layer index out of range");
+        }
+        beams[i].cache = c;
+    }
+}
+
+/// Every beam must have its geometry, or stored factors in its place.
 template <class Beam>
 bool has_geometry(const Beam& a) {
     return a.at.n_hit == 0 || a.at.geom != nullptr;
 }
 inline bool has_geometry(const PhotonOperatorBeam& a) {
     return a.at.n_hit == 0 || a.at.geom != nullptr || a.cache.fac != nullptr;
+}
+inline bool has_geometry(const ProtonOperatorBeam& a) {
+    return a.at.n_hit == 0 || a.at.geom != nullptr || a.cache.entry_offset != nullptr;
 }
 
 template <class Beam>
@@ -276,8 +305,9 @@ void register_operators(py::module_& m) {
     m.def("proton_forward",
           [](const std::vector<f64>& params, const std::vector<f64>& layers, const std::vector<f32>& weights,
              const std::vector<f32>& idd, const std::vector<f32>& sigma, const std::vector<i64>& hits,
-             const std::vector<f64>& geoms, long long n_out) {
-              const auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, check_n_out(n_out));
+             const std::vector<f64>& geoms, long long n_out, const py::object& caches) {
+              auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, check_n_out(n_out));
+              attach_proton_caches(beams, caches);
               require_geometry(beams);
               py::array_t<float> out(n_out);
               float* o = out.mutable_data();
@@ -289,13 +319,15 @@ void register_operators(py::module_& m) {
               return out;
           },
           py::arg("params"), py::arg("layers"), py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::arg("hits"),
-          py::arg("geoms"), py::arg("n_out"), "Proton dose [Gy] float32 (n_out,) on the subset, beams in order.");
+          py::arg("geoms"), py::arg("n_out"), py::arg("caches") = py::none(),
+          "Proton dose [Gy] float32 (n_out,) on the subset, beams in order.");
     m.def("proton_adjoint",
           [](const std::vector<f64>& params, const std::vector<f64>& layers, const std::vector<f32>& weights,
              const std::vector<f32>& idd, const std::vector<f32>& sigma, const std::vector<i64>& hits,
-             const std::vector<f64>& geoms, const f64& r) {
+             const std::vector<f64>& geoms, const f64& r, const py::object& caches) {
               require(r.ndim() == 1, "r: expected a 1-D float64 array over the subset");
-              const auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, (long long)r.shape(0));
+              auto beams = proton_beams(params, layers, weights, idd, sigma, hits, geoms, (long long)r.shape(0));
+              attach_proton_caches(beams, caches);
               require_geometry(beams);
               py::list out;
               for (const ProtonOperatorBeam& a : beams) {
@@ -311,7 +343,39 @@ void register_operators(py::module_& m) {
               return out;
           },
           py::arg("params"), py::arg("layers"), py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::arg("hits"),
-          py::arg("geoms"), py::arg("r"), "Per beam the spot gradient float64 (n_spots,): adjoint of proton_forward.");
+          py::arg("geoms"), py::arg("r"), py::arg("caches") = py::none(),
+          "Per beam the spot gradient float64 (n_spots,): adjoint of proton_forward.");
+    m.def("proton_cache",
+          [](const f64& params, const f64& layers, const f32& weights, const f32& idd, const f32& sigma, const i64& hit,
+             const f64& geom, long long max_bytes) -> py::object {
+              const long long n_out =
+                  hit.shape(0) ? (long long)(*std::max_element(hit.data(), hit.data() + hit.shape(0)) + 1) : 0;
+              std::vector<ProtonOperatorBeam> beams =
+                  proton_beams({params}, {layers}, {weights}, {idd}, {sigma}, {hit}, {geom}, n_out);
+              require_geometry(beams);
+              const ProtonOperatorBeam& a = beams[0];
+              const long long n = a.at.n_hit;
+              py::array_t<long long> entry_offset(n + 1), pool_offset(n + 1);
+              {
+                  py::gil_scoped_release release;
+                  proton_cache_offsets_cpu(a, entry_offset.mutable_data(), pool_offset.mutable_data());
+              }
+              const long long n_entries = entry_offset.data()[n], n_pool = pool_offset.data()[n];
+              const long long bytes = 16 * (n + 1) + 24 * n_entries + 4 * n_pool;
+              if (max_bytes >= 0 && bytes > max_bytes) return py::int_(bytes);
+              py::array_t<int> layer(n_entries), win({(py::ssize_t)n_entries, (py::ssize_t)4});
+              py::array_t<float> q(n_entries), pool(n_pool);
+              {
+                  py::gil_scoped_release release;
+                  proton_cache_cpu(a, entry_offset.data(), pool_offset.data(), layer.mutable_data(), q.mutable_data(),
+                                   win.mutable_data(), pool.mutable_data());
+              }
+              return py::make_tuple(entry_offset, pool_offset, layer, q, win, pool);
+          },
+          py::arg("params"), py::arg("layers"), py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::arg("hit"),
+          py::arg("geom"), py::arg("max_bytes") = -1,
+          "Stored per-point entries (entry_offset, pool_offset, layer, q, win, pool) of one proton beam's points "
+          "(csrc/physics/operator_cache.h), or their size in bytes (an int) when it exceeds max_bytes >= 0.");
 }
 
 }  // namespace sfrt::bind

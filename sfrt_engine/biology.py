@@ -51,6 +51,9 @@ def parse_alpha_beta(text: str) -> dict[str, float]:
             ab = float("nan")
         if not sep or not name.strip() or not (np.isfinite(ab) and ab > 0):
             raise PlanError(f"alpha/beta entry {item!r}: expected NAME=VALUE with VALUE > 0 Gy, e.g. GTV=4,SKIN=2")
+        if name.strip() in out:
+            raise PlanError(f"alpha/beta for {name.strip()!r} given twice ({out[name.strip()]:g} and {ab:g} Gy); "
+                            "give each structure once")
         out[name.strip()] = ab
     return out
 

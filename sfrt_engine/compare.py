@@ -55,6 +55,8 @@ class ComparisonSettings:
     #: with a plan, crt_fractions, vertex_sessions and vertex_dose_gy may be None (from the plan)
     crt_plan: str | None = None
     boost_plan: str | None = None
+    #: Allow schedules outside the protocol's limits (dose-escalation research); recorded in the report.
+    off_protocol: bool = False
 
     def to_dict(self) -> dict:
         goals = self.goals
@@ -141,13 +143,17 @@ def resolve_goals(goals, iterations: int | None = None):
 
 
 def arm_schedule(prepared: Prepared, arm: str, crt_fractions: int, vertex_sessions: int, vertex_dose_gy: float,
-              boost_mode: str) -> Schedule:
-    """The schedule of ``arm`` ("CRT" or "SFRT"); the SFRT integrated boost uses the CRT vertex mean."""
+              boost_mode: str, off_protocol: bool | None = None) -> Schedule:
+    """The schedule of ``arm`` ("CRT" or "SFRT"); the SFRT integrated boost uses the CRT vertex mean.
+
+    ``off_protocol`` defaults to the prepared run's setting."""
+    if off_protocol is None:
+        off_protocol = bool(getattr(prepared.settings, "off_protocol", False))
     if arm == "CRT":
-        schedule = crt_schedule(crt_fractions)
+        schedule = crt_schedule(crt_fractions, off_protocol=off_protocol)
     else:
         schedule = sfrt_schedule(crt_fractions, vertex_sessions, vertex_dose_gy, boost_mode,
-                                 prepared.crt_vertex_mean_gy())
+                                 prepared.crt_vertex_mean_gy(), off_protocol=off_protocol)
     schedule.settings["crt_dose_per_fraction_gy"] = prepared.crt_dose_per_fraction_gy  # an imported plan's own
     return schedule
 
@@ -252,10 +258,10 @@ def run_comparison(patient: Patient | None = None, settings: ComparisonSettings 
 
         settings = resolve_plan_settings(patient, settings)  # reads the plans; fractions from their fraction groups
     # check the schedules and alpha/beta names before spending time on dose
-    crt_schedule(settings.crt_fractions)
+    crt_schedule(settings.crt_fractions, off_protocol=settings.off_protocol)
     if settings.vertex_dose_gy is not None:  # None: the boost plan's, known once its dose is computed
         sfrt_schedule(settings.crt_fractions, settings.vertex_sessions, settings.vertex_dose_gy, settings.boost_mode,
-                      crt_vertex_mean_gy=0.0)
+                      crt_vertex_mean_gy=0.0, off_protocol=settings.off_protocol)
     unknown = [n for n in settings.alpha_beta_gy if n not in patient.structures and n not in ("VERTICES", "VALLEY")]
     if unknown:
         raise StructureError(f"alpha/beta given for {', '.join(map(repr, unknown))}: not a structure of the patient; "

@@ -15,6 +15,11 @@ __all__ = [
     "BackendUnavailableError",
     "DeviceMemoryError",
     "TrialDataError",
+    "StudyFileError",
+    "SchedulerUnreachableError",
+    "OutputError",
+    "ResultSetLockedError",
+    "MemoryBudgetError",
 ]
 
 
@@ -51,3 +56,23 @@ class DeviceMemoryError(SfrtError, MemoryError):
 
 class TrialDataError(SfrtError, ValueError):
     """A trial table (lesion measurements, arms, toxicity, dosimetry) is malformed or inconsistent."""
+
+
+class StudyFileError(SfrtError, ValueError):
+    """A study file (or the cohort it names) is invalid; the message names the key and the line."""
+
+
+class SchedulerUnreachableError(SfrtError, ConnectionError):
+    """A Dask scheduler could not be reached within the connection timeout."""
+
+
+class OutputError(SfrtError, OSError):
+    """Results cannot be written where asked (an existing file, a read-only place, a foreign folder)."""
+
+
+class ResultSetLockedError(OutputError):
+    """Another run is writing the same result folder; the message names its process."""
+
+
+class MemoryBudgetError(SfrtError, MemoryError):
+    """A run's estimated peak memory exceeds the memory budget; the message gives the estimate and the fix."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 
@@ -10,7 +11,8 @@ import numpy as np
 from .errors import GridError, StructureError
 from .grid import Grid
 
-__all__ = ["HUCalibration", "Patient", "StructureSet", "DEFAULT_HU_TO_DENSITY", "DEFAULT_HU_TO_STOPPING_POWER"]
+__all__ = ["HUCalibration", "Patient", "StructureSet", "DEFAULT_HU_TO_DENSITY", "DEFAULT_HU_TO_STOPPING_POWER",
+           "check_ct_numbers", "HU_MAX_STANDARD", "HU_MIN_STORED", "METAL_FRACTION_MAX"]
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,72 @@ DEFAULT_HU_TO_DENSITY = HUCalibration(
 
 #: Generic bilinear kV-CT calibration to proton stopping power relative to water. Below 0 HU
 #: the air-water line; above, 0.5e-3 per HU, which puts cortical bone (about 1300 HU) at 1.65,
-#: close to stoichiometric calibrations (Schneider et al., Phys Med Biol 41:111, 1996, give
-#: 1.6-1.7 for cortical bone). Site-specific tables should replace it.
+#: about 0.1 above stoichiometric calibrations (2 mm of range per 20 mm of bone). Kept for
+#: comparison; patients default to :func:`sfrt_engine.calibration.stoichiometric_stopping_power`.
 DEFAULT_HU_TO_STOPPING_POWER = HUCalibration(
     hu=(-1000.0, 0.0, 3000.0),
     density=(0.001, 1.0, 2.5),
     name="generic bilinear kV-CT to relative proton stopping power",
 )
+
+
+#: Highest CT number of the standard 12-bit scale (stored 0-4095 with RescaleIntercept -1024) [HU].
+#: Above it lie only metal and the extended CT scales some scanners offer for metal.
+HU_MAX_STANDARD = 3071.0
+#: Lowest CT number a scanner stores: -32768, the int16 minimum, is the most extreme padding value
+#: outside the reconstruction circle (common padding values are -2000, -2048, -3024) [HU].
+HU_MIN_STORED = -32768.0
+#: Largest share of voxels above :data:`HU_MAX_STANDARD` that is taken for metal; more means the
+#: CT numbers are wrong (a missing or doubled rescale).
+METAL_FRACTION_MAX = 0.01
+
+
+def check_ct_numbers(hu, calibration: HUCalibration | None = None, where: str = "CT",
+                     error: type[Exception] = GridError) -> int:
+    """Refuse CT numbers that cannot be HU; warn about a few voxels of metal.
+
+    Values from :data:`HU_MIN_STORED` up to the calibration's first node are air or padding (the
+    calibration clamps them to its lowest density). Above :data:`HU_MAX_STANDARD`, up to
+    :data:`METAL_FRACTION_MAX` of the voxels are taken for metal: a ``UserWarning`` gives their
+    count. More, or values below :data:`HU_MIN_STORED`, raise ``error``: the message gives the range
+    found and the range expected (e.g. a CT at 29 000-30 000 HU, or HU scaled by 100).
+
+    Parameters
+    ----------
+    hu : ndarray of float
+        CT numbers [HU], any shape.
+    calibration : HUCalibration, optional
+        Defaults to :data:`DEFAULT_HU_TO_DENSITY`.
+    where : str
+        Names the CT in the messages.
+    error : exception class
+        Raised for impossible values (:class:`~sfrt_engine.errors.GridError` by default).
+
+    Returns
+    -------
+    int
+        Voxels above :data:`HU_MAX_STANDARD` (0 when none).
+    """
+    calibration = calibration if calibration is not None else DEFAULT_HU_TO_DENSITY
+    hu = np.asarray(hu)
+    if hu.size == 0:
+        return 0
+    lo, hi = float(hu.min()), float(hu.max())
+    n_high = int(np.count_nonzero(hu > HU_MAX_STANDARD))
+    if lo < HU_MIN_STORED or n_high > METAL_FRACTION_MAX * hu.size:
+        share = f"{100.0 * n_high / hu.size:.0f} % of the voxels above {HU_MAX_STANDARD:.0f} HU, " if n_high else ""
+        raise error(
+            f"{where}: CT numbers span {lo:.0f} to {hi:.0f} HU ({share}median {float(np.median(hu)):.0f} HU); "
+            f"expected CT numbers within the calibration's range {calibration.hu[0]:.0f} to {calibration.hu[-1]:.0f} "
+            f"HU ('{calibration.name}'), with padding down to {HU_MIN_STORED:.0f} HU and at most "
+            f"{100 * METAL_FRACTION_MAX:g} % of the voxels (metal) above {HU_MAX_STANDARD:.0f} HU; check the "
+            "RescaleSlope and RescaleIntercept of the images (water must be near 0 HU, air near -1000 HU)")
+    if n_high:
+        warnings.warn(f"{where}: {n_high} voxel{'s' * (n_high != 1)} above {HU_MAX_STANDARD:.0f} HU (up to "
+                      f"{hi:.0f} HU), taken for metal; the calibration gives them relative density "
+                      f"{float(calibration(min(hi, calibration.hu[-1]))):.2f}, its value at "
+                      f"{min(hi, calibration.hu[-1]):.0f} HU", UserWarning, stacklevel=2)
+    return n_high
 
 
 class StructureSet(MutableMapping):
@@ -136,7 +197,8 @@ class Patient:
     calibration : HUCalibration, optional
         HU to relative electron density (photons); defaults to :data:`DEFAULT_HU_TO_DENSITY`.
     stopping_power_calibration : HUCalibration, optional
-        HU to relative proton stopping power; defaults to :data:`DEFAULT_HU_TO_STOPPING_POWER`.
+        HU to relative proton stopping power; defaults to the stoichiometric calibration
+        (:func:`sfrt_engine.calibration.stoichiometric_stopping_power`, cortical bone about 1.5).
     name : str
     """
 
@@ -148,8 +210,11 @@ class Patient:
         self.hu = hu
         self.structures = StructureSet(grid, structures)
         self.calibration = calibration if calibration is not None else DEFAULT_HU_TO_DENSITY
-        self.stopping_power_calibration = (stopping_power_calibration if stopping_power_calibration is not None
-                                           else DEFAULT_HU_TO_STOPPING_POWER)
+        if stopping_power_calibration is None:
+            from .calibration import stoichiometric_stopping_power
+
+            stopping_power_calibration = stoichiometric_stopping_power()
+        self.stopping_power_calibration = stopping_power_calibration
         self.name = name
 
     @property

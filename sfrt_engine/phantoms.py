@@ -1,4 +1,4 @@
-"""Built-in phantoms: a water box, a slab phantom and the sarcoma thigh case.
+"""Built-in phantoms: a water box, a slab phantom, the sarcoma thigh case and a synthetic cohort of them.
 
 Every phantom is generated in code (no downloads) and is deterministic.
 CT numbers of the tissues are typical kV-CT values (water 0 HU by definition).
@@ -12,8 +12,9 @@ from scipy import ndimage
 from .errors import GridError
 from .grid import Grid
 from .patient import Patient
+from .synthetic_cohort import sarcoma_cohort
 
-__all__ = ["water_box", "slab", "sarcoma_thigh", "TISSUE_HU"]
+__all__ = ["water_box", "slab", "sarcoma_thigh", "sarcoma_thigh_grid", "sarcoma_cohort", "TISSUE_HU"]
 
 #: Typical kV-CT numbers [HU] of the tissues used by the phantoms.
 TISSUE_HU = {
@@ -116,6 +117,13 @@ def _erode(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
     return dist > margin_mm
 
 
+def sarcoma_thigh_grid(spacing_xyz_mm=2.5, limb_semi_axes_mm=(85.0, 78.0), limb_length_mm=250.0,
+                       air_margin_mm=12.5) -> Grid:
+    """The grid :func:`sarcoma_thigh` builds, without building the phantom (e.g. to size a run first)."""
+    a, b = limb_semi_axes_mm
+    return Grid.from_extent((2 * (a + air_margin_mm), 2 * (b + air_margin_mm), limb_length_mm), spacing_xyz_mm)
+
+
 def sarcoma_thigh(
     spacing_xyz_mm=2.5,
     limb_semi_axes_mm=(85.0, 78.0),
@@ -145,8 +153,7 @@ def sarcoma_thigh(
     femur and skin).
     """
     a, b = limb_semi_axes_mm
-    size = (2 * (a + air_margin_mm), 2 * (b + air_margin_mm), limb_length_mm)
-    grid = Grid.from_extent(size, spacing_xyz_mm)
+    grid = sarcoma_thigh_grid(spacing_xyz_mm, limb_semi_axes_mm, limb_length_mm, air_margin_mm)
     z, y, x = grid.coordinates_mm()
     shape = grid.shape_zyx
 

@@ -49,7 +49,7 @@ def test_compare_writes_report_and_plots(default_run):
     code, out, _, stderr = default_run
     assert code == 0, stderr
     figures = ["dose_views.png", "eqd2_difference.png", "eqd2_views.png", "histograms.png", "profile.png"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*figures, "report.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*figures, "manifest.json", "report.json"])
     for name in figures:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name  # a real figure, not a stub

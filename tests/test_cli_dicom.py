@@ -22,13 +22,17 @@ def dicom_case(tmp_path_factory):
     return folder, patient
 
 
-def test_compare_on_dicom_exports_rtdose_rtstruct_and_hdf5(dicom_case, tmp_path):
+def test_compare_on_dicom_exports_rtdose_rtstruct_and_hdf5(dicom_case, tmp_path, capsys):
     folder, phantom = dicom_case
     out = tmp_path / "out"
     code = main(["compare", "--dicom", str(folder), "--target", "GTV_1", "--avoid", "FEMUR", "SKIN",
                  "--export-dicom", "--backend", "cpp", "--out", str(out), "-q", "--plots", "none",
                  "--optimiser-iterations", "3"])
     assert code == 0
+    # what the folder holds is said first: the CT series with its slice count, the structure set with its ROIs
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"DICOM {folder}: CT series ") and f"({phantom.grid.shape_zyx[0]} slices)" in first
+    assert "RT Structure Set RS.dcm (ROIs: GTV_1, BODY, FEMUR, SKIN)" in first
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["avoid"] == ["FEMUR", "SKIN"]
     # the ROI read back is the phantom's GTV voxel for voxel, so its volume matches

@@ -77,7 +77,8 @@ def _run(args):
 def test_plots_option_writes_only_the_figures_asked_for(tmp_path):
     code, stdout, err = _run(["compare", "--out", str(tmp_path / "two"), *FAST, "-q", "--plots", "profile,dvh"])
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["histograms.png", "profile.png", "report.json"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["histograms.png", "manifest.json", "profile.png",
+                                                                    "report.json"]
     for name in ("histograms.png", "profile.png"):
         data = (tmp_path / "two" / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
@@ -86,7 +87,7 @@ def test_plots_option_writes_only_the_figures_asked_for(tmp_path):
     assert "vol [cc]" in stdout and "dose: physical dose [Gy]" in stdout
     code, _, err = _run(["compare", "--out", str(tmp_path / "none"), *FAST, "-q", "--plots", "none"])
     assert code == 0, err
-    assert [p.name for p in (tmp_path / "none").iterdir()] == ["report.json"]
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["manifest.json", "report.json"]
 
 
 def test_unknown_plot_name_is_a_usage_error(tmp_path):

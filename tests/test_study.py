@@ -190,3 +190,15 @@ def test_save_csv_empty_is_an_error(tmp_path):
     with pytest.raises(PlanError, match="no rows"):
         save_csv([], tmp_path / "empty.csv")
     assert not (tmp_path / "empty.csv").exists()
+
+
+def test_a_grid_with_no_fitting_schedule_is_the_cli_error(prepared):
+    # the same combination through the comparison (what `sfrt compare` runs) gives the message to match
+    with pytest.raises(PlanError) as cli:
+        run_comparison(_patient(), _settings(vertex_sessions=4, crt_fractions=15))
+    assert "needs at least 16 CRT fractions" in str(cli.value)
+    with pytest.raises(PlanError) as study:
+        evaluate_schedules(prepared, vertex_dose_gy=12.0, vertex_sessions=4, crt_fractions=15, boost_mode="separate")
+    assert str(study.value) == str(cli.value)
+    with pytest.raises(PlanError, match="needs at least 16 CRT fractions"):  # no patient needed to know it
+        evaluate_schedules(vertex_sessions=[4], crt_fractions=[15])

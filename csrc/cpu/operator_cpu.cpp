@@ -139,8 +139,51 @@ void photon_forward_cpu(const std::vector<PhotonOperatorBeam>& beams, float* out
     }
 }
 
+void proton_cache_offsets_cpu(const ProtonOperatorBeam& a, long long* entry_offset, long long* pool_offset) {
+    entry_offset[0] = pool_offset[0] = 0;
+#pragma omp parallel for schedule(static)
+    for (long long m = 0; m < a.at.n_hit; ++m) {
+        const double* p = a.at.geom + 4 * m;
+        long long pool = 0;
+        entry_offset[m + 1] = proton_cache_point(a.params, a.layers, a.idd, a.sigma, p[0], p[1], p[2], p[3], nullptr,
+                                                 nullptr, nullptr, nullptr, &pool);
+        pool_offset[m + 1] = pool;
+    }
+    for (long long m = 0; m < a.at.n_hit; ++m) {
+        entry_offset[m + 1] += entry_offset[m];
+        pool_offset[m + 1] += pool_offset[m];
+    }
+}
+
+void proton_cache_cpu(const ProtonOperatorBeam& a, const long long* entry_offset, const long long* pool_offset,
+                      int* layer, float* q, int* win, float* pool) {
+#pragma omp parallel for schedule(static)
+    for (long long m = 0; m < a.at.n_hit; ++m) {
+        const double* p = a.at.geom + 4 * m;
+        const long long e = entry_offset[m];
+        long long used = 0;
+        proton_cache_point(a.params, a.layers, a.idd, a.sigma, p[0], p[1], p[2], p[3], layer + e, q + e, win + 4 * e,
+                           pool + pool_offset[m], &used);
+    }
+}
+
 void proton_forward_cpu(const std::vector<ProtonOperatorBeam>& beams, float* out) {
     for (const ProtonOperatorBeam& a : beams) {
+        const ProtonPointCache& c = a.cache;
+        if (c.entry_offset != nullptr) {
+#pragma omp parallel
+            {
+                float col[SFRT_MAX_BEAMLETS_1D];
+#pragma omp for schedule(static)
+                for (long long m = 0; m < a.at.n_hit; ++m) {
+                    const long long e = c.entry_offset[m];
+                    out[a.at.hit[m]] += proton_cached_dose(a.layers, a.weights, (int)(c.entry_offset[m + 1] - e),
+                                                           c.layer + e, c.q + e, c.win + 4 * e,
+                                                           c.pool + c.pool_offset[m], col);
+                }
+            }
+            continue;
+        }
         const double* geom = a.at.geom;
 #pragma omp parallel for schedule(static)
         for (long long m = 0; m < a.at.n_hit; ++m) {
@@ -174,6 +217,15 @@ void photon_adjoint_cpu(const PhotonOperatorBeam& a, const double* r, double* gr
 }
 
 void proton_adjoint_cpu(const ProtonOperatorBeam& a, const double* r, double* grad_w, long long n_w) {
+    const ProtonPointCache& c = a.cache;
+    if (c.entry_offset != nullptr) {
+        reduce_by_thread(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
+            const long long e = c.entry_offset[m];
+            proton_cached_adjoint(a.layers, (int)(c.entry_offset[m + 1] - e), c.layer + e, c.q + e, c.win + 4 * e,
+                                  c.pool + c.pool_offset[m], r[a.at.hit[m]], mine);
+        });
+        return;
+    }
     reduce_by_thread(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
         const double* p = a.at.geom + 4 * m;
         proton_bev_adjoint(a.params, a.layers, a.idd, a.sigma, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine);

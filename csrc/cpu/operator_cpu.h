@@ -38,6 +38,16 @@ struct PhotonOperatorBeam {
     PhotonPointCache cache;  // used by the forward and adjoint when present
 };
 
+/// A proton beam's stored per-point entries (csrc/physics/operator_cache.h); entry_offset == nullptr: none.
+struct ProtonPointCache {
+    const long long* entry_offset = nullptr;  // [n_hit + 1] into layer, q, win
+    const long long* pool_offset = nullptr;   // [n_hit + 1] into pool
+    const int* layer = nullptr;               // [n_entries]
+    const float* q = nullptr;                 // [n_entries]
+    const int* win = nullptr;                 // [n_entries][4]
+    const float* pool = nullptr;
+};
+
 /// One proton beam of an operator.
 struct ProtonOperatorBeam {
     ProtonBeamParams params;
@@ -47,6 +57,7 @@ struct ProtonOperatorBeam {
     const float* idd;      // [n_energies][ndepth]
     const float* sigma;    // [n_energies][ndepth] mm
     SubsetGeometry at;
+    ProtonPointCache cache;  // used by the forward and adjoint when present
 };
 
 /// Geometry of the subset points (x, y, z) = voxel centres of flat indices voxels[n] [z, y, x]: writes
@@ -61,6 +72,12 @@ void photon_cache_offsets_cpu(const PhotonOperatorBeam& beam, long long* offset)
 /// Fills the stored factors (arrays sized from photon_cache_offsets_cpu). OpenMP over points.
 void photon_cache_cpu(const PhotonOperatorBeam& beam, const long long* offset, float* fac, long long* base,
                       double* frac, int* win, float* pool);
+
+/// Sizes of a proton beam's stored entries: entry_offset and pool_offset (n_hit + 1 values each).
+void proton_cache_offsets_cpu(const ProtonOperatorBeam& beam, long long* entry_offset, long long* pool_offset);
+/// Fills the stored entries (arrays sized from proton_cache_offsets_cpu). OpenMP over points.
+void proton_cache_cpu(const ProtonOperatorBeam& beam, const long long* entry_offset, const long long* pool_offset,
+                      int* layer, float* q, int* win, float* pool);
 
 /// Forward: adds each beam's dose to out[hit] in beam order (out zeroed by the caller).
 void photon_forward_cpu(const std::vector<PhotonOperatorBeam>& beams, float* out);

@@ -136,3 +136,87 @@ SFRT_HD inline void photon_cached_adjoint(const PhotonBeamParams& b, const float
 }
 
 }  // namespace sfrt
+
+namespace sfrt {
+
+// Proton beams (proton_bev_dose), per point m: its layers with a non-empty spot window, in layer order, as
+// entries e in [entry_offset[m], entry_offset[m + 1]): layer[e], q[e] (IDD / (2 pi s^2) as the forward's
+// float product) and win[e] = (i0, ni, j0, nj); from pool + pool_offset[m], each entry's profiles gu (ni)
+// then gv (nj), computed with proton_profile exactly as proton_bev_dose computes them.
+
+/// Fills the stored entries of one point (null arrays: count only). Returns the entries; adds the pool
+/// floats to *pool_count.
+SFRT_HD inline int proton_cache_point(const ProtonBeamParams& b, const double* layers, const float* idd,
+                                      const float* sigma, double u, double v, double zs, double depth, int* layer,
+                                      float* q, int* win, float* pool, long long* pool_count) {
+    int entries = 0;
+    long long used = 0;
+    for (int l = 0; l < b.n_layers; ++l) {
+        const SpotLayerParams s = unpack_layer(layers, l);
+        float ql; double s_iso; int i0, i1, j0, j1;
+        if (!proton_layer_factors(b, s, idd, sigma, u, v, zs, depth, ql, s_iso, i0, i1, j0, j1)) continue;
+        const int ni = i1 - i0 + 1, nj = j1 - j0 + 1;
+        if (layer != nullptr) {
+            layer[entries] = l;
+            q[entries] = ql;
+            int* w = win + 4 * entries;
+            w[0] = i0; w[1] = ni; w[2] = j0; w[3] = nj;
+            const float inv2 = (float)(-0.5 / (s_iso * s_iso));
+            const float u_rel = (float)(u - s.u0), v_rel = (float)(v - s.v0);
+            for (int i = 0; i < ni; ++i) pool[used + i] = proton_profile(u_rel, i0 + i, (float)s.du, inv2);
+            for (int j = 0; j < nj; ++j) pool[used + ni + j] = proton_profile(v_rel, j0 + j, (float)s.dv, inv2);
+        }
+        used += ni + nj;
+        ++entries;
+    }
+    *pool_count += used;
+    return entries;
+}
+
+/// proton_bev_dose from the stored entries of one point.
+SFRT_HD inline float proton_cached_dose(const double* layers, const float* weights, int n_entries, const int* layer,
+                                        const float* q, const int* win, const float* pool, float* col) {
+    float total = 0.0f;
+    for (int e = 0; e < n_entries; ++e) {
+        const SpotLayerParams s = unpack_layer(layers, layer[e]);
+        const int i0 = win[4 * e], ni = win[4 * e + 1], j0 = win[4 * e + 2], nj = win[4 * e + 3];
+        const float* gu = pool;
+        const float* gv = pool + ni;
+        pool += ni + nj;
+        const float* w0 = weights + s.weight_offset;
+        for (int i = 0; i < ni; ++i) col[i] = 0.0f;
+        for (int j = 0; j < nj; ++j) {
+            const float* w = w0 + (long long)(j0 + j) * s.nu + i0;
+            const float g = gv[j];
+            for (int i = 0; i < ni; ++i) col[i] += g * w[i];
+        }
+        float sum = 0.0f;
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+#pragma omp simd reduction(+ : sum)
+#endif
+        for (int i = 0; i < ni; ++i) sum += col[i] * gu[i];
+        total += q[e] * sum;
+    }
+    return total;
+}
+
+/// Transpose of proton_cached_dose (as proton_bev_adjoint): adds r dD/dW to grad_w.
+SFRT_HD inline void proton_cached_adjoint(const double* layers, int n_entries, const int* layer, const float* q,
+                                          const int* win, const float* pool, double r, double* grad_w) {
+    if (r == 0.0) return;
+    for (int e = 0; e < n_entries; ++e) {
+        const SpotLayerParams s = unpack_layer(layers, layer[e]);
+        const int i0 = win[4 * e], ni = win[4 * e + 1], j0 = win[4 * e + 2], nj = win[4 * e + 3];
+        const float* gu = pool;
+        const float* gv = pool + ni;
+        pool += ni + nj;
+        const double g = r * (double)q[e];
+        for (int j = 0; j < nj; ++j) {
+            const double gj = g * (double)gv[j];
+            double* row = grad_w + s.weight_offset + (long long)(j0 + j) * s.nu + i0;
+            for (int i = 0; i < ni; ++i) row[i] += gj * (double)gu[i];
+        }
+    }
+}
+
+}  // namespace sfrt

@@ -7,43 +7,83 @@
                  summary and a PNG dose slice.
 ``sfrt trial``   trial endpoints: RECIST 1.1 / Choi response, ORR, local control, PFS, toxicity,
                  dose-response, the sample size, and a synthetic example cohort.
+``sfrt study``   cohort studies from a study file: init, run (local pool or Dask), status, report.
+``sfrt recompute`` a DICOM RT Plan recomputed on its CT; with its RT Dose, gamma (TG-218) and DVH
+                 differences.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import signal
 import sys
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``sfrt --help`` lists them.
-SUBCOMMANDS = ("compare", "info", "dose", "trial")
+SUBCOMMANDS = ("compare", "info", "dose", "trial", "study", "recompute")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sfrt", description="SFRT vs CRT dose engine")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log the engine's choices")
+    from .. import __version__
+    from ._common import common_options
+
+    parser = argparse.ArgumentParser(prog="sfrt", description="SFRT vs CRT dose engine",
+                                     parents=[common_options(top_level=True)])
+    parser.add_argument("--version", action="version", version=f"sfrt-engine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
+#: Exit status of a run stopped by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal number, as a shell reports it.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the result folder is left as it was."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    if getattr(args, "beams", 1) < 1:
-        parser.error(f"--beams {args.beams}: expected at least 1")
     from ..errors import SfrtError
+    from ._common import configure_logging, reset_logging
 
+    old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
+        configure_logging(args)
+        if getattr(args, "beams", 1) < 1:
+            parser.error(f"--beams {args.beams}: expected at least 1")
         return args.func(args)
     except SfrtError as exc:
         print(f"sfrt: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"sfrt: {what}; no half-written results were left", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(exc, _Terminated) else EXIT_SIGINT
+    finally:
+        if old_sigterm is not None:
+            signal.signal(signal.SIGTERM, old_sigterm)
+        reset_logging()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":  # pragma: no cover

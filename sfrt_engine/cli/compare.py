@@ -77,7 +77,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..biology import parse_alpha_beta
     from ..cases import prepare_dicom_case
     from ..compare import ComparisonSettings, run_comparison
+    from ..io.result_set import ResultSet
     from ..plotting import save_comparison_figures
+    from ._common import Stages
+    from ._compare_checks import check_compare_memory, check_compare_options
     from ._summary import print_applied
 
     avoid = tuple(args.avoid) if args.avoid is not None else (("FEMUR", "SKIN") if not args.dicom else ())
@@ -85,6 +88,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from ..errors import PlanError
 
         raise PlanError("--crt-plan/--boost-plan need --dicom CT_FOLDER, the CT the plans were made on")
+    backend = check_compare_options(args)  # every option, before any work
+    if args.dicom is None:
+        check_compare_memory(args, se.phantoms.sarcoma_thigh_grid(args.spacing), backend, "the sarcoma phantom")
     # without a plan the protocol defaults; with one, None: from its fraction group (imported_plans)
     settings = ComparisonSettings(
         technique=args.technique,
@@ -94,35 +100,50 @@ def cmd_compare(args: argparse.Namespace) -> int:
         boost_mode=args.boost_mode,
         alpha_beta_gy=parse_alpha_beta(args.alpha_beta) if args.alpha_beta else {}, lattice=args.lattice,
         backend=args.backend, avoid=avoid, crt_plan=args.crt_plan, boost_plan=args.boost_plan,
+        vertex_diameter_mm=args.vertex_diameter, vertex_spacing_mm=args.vertex_spacing,
+        gtv_margin_mm=args.gtv_margin, oar_margin_mm=args.oar_margin, off_protocol=args.off_protocol,
         goals=args.goals, optimiser_iterations=args.optimiser_iterations)
-    out = Path(args.out)
-    bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
-               file=sys.stderr)
+    stages = Stages("compare")
+    # the whole set is written aside and swapped into place at the end (one consistent set, or nothing)
+    with ResultSet(args.out, settings=settings.to_dict()) as result_set:
+        out = result_set.path
+        bar = tqdm(total=7 if args.export_dicom else 6, desc="sfrt compare", unit="step", disable=args.quiet,
+                   file=sys.stderr)
 
-    def progress(message: str) -> None:
-        bar.set_postfix_str(message)
-        bar.update(1)
+        def progress(message: str) -> None:
+            stages(message)
+            bar.set_postfix_str(message)
+            bar.update(1)
 
+        if args.dicom:
+            progress(f"reading DICOM from {args.dicom}")
+            patient = prepare_dicom_case(args.dicom, args.target, avoid=avoid)
+            check_compare_memory(args, patient.grid, backend, f"the DICOM case {args.dicom}")
+        else:
+            progress("building the sarcoma phantom")
+            patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
+        result = run_comparison(patient, settings, progress=progress)
+        settings = result.prepared.settings  # fractions and vertex dose the plans gave
+        report = result.report
+        report["settings"]["runtime_s"] = round(result.seconds, 2)
+        result_set.settings = report["settings"]
+        progress("writing report and plots")
+        _write_json(out / "report.json", report)
+        vertices = result.prepared.vertices
+        mode = settings.boost_mode
+        figures = save_comparison_figures(out, result, args.plots)
+        exported = None
+        if args.export_dicom:
+            progress("exporting RTPLAN, RTDOSE, RTSTRUCT and HDF5")
+            exported = se.io.export_comparison(out, result)
+        bar.close()
+    stages.done()
+    final = result_set.final_path
+    figures = [final / Path(f).relative_to(out) for f in figures]
+    if settings.off_protocol:
+        print("OFF-PROTOCOL: values outside protocol NCT06980259 allowed (--off-protocol); research use only")
     if args.dicom:
-        progress(f"reading DICOM from {args.dicom}")
-        patient = prepare_dicom_case(args.dicom, args.target)
-    else:
-        progress("building the sarcoma phantom")
-        patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=args.spacing)
-    result = run_comparison(patient, settings, progress=progress)
-    settings = result.prepared.settings  # fractions and vertex dose the plans gave
-    report = result.report
-    report["settings"]["runtime_s"] = round(result.seconds, 2)
-    progress("writing report and plots")
-    _write_json(out / "report.json", report)
-    vertices = result.prepared.vertices
-    mode = settings.boost_mode
-    figures = save_comparison_figures(out, result, args.plots)
-    exported = None
-    if args.export_dicom:
-        progress("exporting RTDOSE, RTSTRUCT and HDF5")
-        exported = se.io.export_comparison(out, result)
-    bar.close()
+        print(f"DICOM {args.dicom}: {patient.dicom.get('inventory', '')}")
     crt = report["arms"]["CRT"]["schedule"]
     sfrt = report["arms"]["SFRT"]["schedule"]
     print(f"sfrt-engine {se.__version__} | technique {settings.technique} | backend {report['settings']['backend_used']}"
@@ -137,10 +158,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print_arm_table(report)
     print()
     print_optimisation(report)
-    print(f"\nwrote {', '.join(str(f) for f in [out / 'report.json', *figures])}  ({result.seconds:.1f} s)")
+    print(f"\nwrote {', '.join(str(f) for f in [final / 'report.json', *figures])}  ({result.seconds:.1f} s)")
     if exported:
-        files = [*exported.get("rtdose", []), exported.get("rtstruct"), exported.get("hdf5")]
-        print("exported " + ", ".join(str(f) for f in files if f))
+        files = [*exported.get("rtplan", []), *exported.get("rtdose", []), exported.get("rtstruct"),
+                 exported.get("hdf5")]
+        print("exported " + ", ".join(str(final / Path(f).relative_to(out)) for f in files if f))
+    print(f"manifest: {final / 'manifest.json'} (every file with its SHA-256)")
     return 0
 
 
@@ -154,10 +177,13 @@ def _plots(text: str) -> tuple[str, ...]:
 
 
 def register(sub) -> None:
+    from ..compare import ComparisonSettings
     from ..plan.schedule import BOOST_MODES
     from ..plan.techniques import available_techniques
+    from ._common import add_memory_option, add_out_option, common_options
 
-    p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)")
+    p = sub.add_parser("compare", help="SFRT versus CRT on the built-in sarcoma phantom (the main job)",
+                       parents=[common_options()])
     p.add_argument("--technique", default="imrt", choices=sorted(available_techniques()),
                    help="delivery technique (default imrt: optimised fluence; 3dcrt: the same fields, uniform)")
     p.add_argument("--crt-fractions", type=int, default=None,
@@ -170,11 +196,13 @@ def register(sub) -> None:
     p.add_argument("--alpha-beta", default="", help="per-structure alpha/beta in Gy, e.g. GTV=4,SKIN=2")
     p.add_argument("--lattice", default="hcp", choices=("hcp", "cubic"), help="vertex lattice (default hcp)")
     p.add_argument("--backend", default="auto", help="auto | cuda | cupy | cpp | numpy (default auto)")
-    p.add_argument("--spacing", type=float, default=2.5, help="phantom voxel size [mm] (default 2.5)")
-    p.add_argument("--out", default="sfrt_out", help="output folder (default ./sfrt_out)")
+    p.add_argument("--spacing", type=float, default=None,
+                   help="phantom voxel size [mm] (default 2.5; not with --dicom)")
+    add_out_option(p)
     p.add_argument("--dicom", default=None, metavar="FOLDER",
                    help="run on a DICOM case (axial HFS CT series + RTSTRUCT in FOLDER) instead of the phantom")
-    p.add_argument("--target", default="GTV", help="ROI of the DICOM case to fill with vertices (default GTV)")
+    p.add_argument("--target", default=None,
+                   help="ROI of the DICOM case to fill with vertices (default GTV; only with --dicom)")
     p.add_argument("--avoid", nargs="*", default=None, metavar="NAME",
                    help="structures the vertices keep away from (default FEMUR SKIN on the phantom, none on DICOM)")
     p.add_argument("--export-dicom", action="store_true",
@@ -182,13 +210,24 @@ def register(sub) -> None:
     p.add_argument("--plots", default="all", type=_plots, metavar="LIST",
                    help="figures to write: all, none, or a comma-separated list of dose, eqd2, difference, "
                         "profile, dvh (default all)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--crt-plan", default=None, metavar="RP.dcm",
                    help="RT Plan or RT Ion Plan of the CRT arm (needs --dicom): one fraction as planned replaces "
                         "the generated CRT fields; its fraction group gives --crt-fractions")
     p.add_argument("--boost-plan", default=None, metavar="RP.dcm",
                    help="RT Plan or RT Ion Plan of the vertex boost (needs --dicom): replaces the generated boost "
                         "fields; its fractions are the vertex sessions and its dose the vertex dose")
+    p.add_argument("--vertex-diameter", type=float, default=ComparisonSettings.vertex_diameter_mm, metavar="MM",
+                   help=f"vertex sphere diameter [mm] (default {ComparisonSettings.vertex_diameter_mm:g})")
+    p.add_argument("--vertex-spacing", type=float, default=ComparisonSettings.vertex_spacing_mm, metavar="MM",
+                   help=f"centre-to-centre vertex spacing [mm] (default {ComparisonSettings.vertex_spacing_mm:g})")
+    p.add_argument("--gtv-margin", type=float, default=ComparisonSettings.gtv_margin_mm, metavar="MM",
+                   help=f"vertex edge to target surface [mm] (default {ComparisonSettings.gtv_margin_mm:g})")
+    p.add_argument("--oar-margin", type=float, default=ComparisonSettings.oar_margin_mm, metavar="MM",
+                   help=f"vertex edge to --avoid structures [mm] (default {ComparisonSettings.oar_margin_mm:g})")
+    p.add_argument("--off-protocol", action="store_true",
+                   help="allow fractions, sessions and vertex doses outside protocol NCT06980259 (research use; "
+                        "the report and the figures say so)")
+    add_memory_option(p)
     p.add_argument("--goals", default=None, metavar="FILE.toml",
                    help="optimisation goals of the CRT and boost components (default: the built-in sarcoma goals, "
                         "sfrt_engine/machines/data/goals_sarcoma.toml)")

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import json
 
+from ._common import common_options
+
 __all__ = ["register"]
 
 
@@ -67,6 +69,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="backends, build features and devices")
+    p = sub.add_parser("info", help="backends, build features and devices", parents=[common_options()])
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)

@@ -103,11 +103,14 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     from ..trial.example import SEED
+    from ._common import common_options
 
-    p = sub.add_parser("trial", help="trial endpoints: response (RECIST 1.1, Choi), ORR, LC, PFS, sample size")
+    p = sub.add_parser("trial", help="trial endpoints: response (RECIST 1.1, Choi), ORR, LC, PFS, sample size",
+                       parents=[common_options()])
     tsub = p.add_subparsers(dest="trial_command", required=True)
 
-    s = tsub.add_parser("sample-size", help="per-arm sample size for two response proportions, and its power")
+    s = tsub.add_parser("sample-size", help="per-arm sample size for two response proportions, and its power",
+                        parents=[common_options()])
     s.add_argument("--p-control", type=float, required=True, help="response proportion of the control arm")
     s.add_argument("--p-experimental", type=float, required=True, help="response proportion of the experimental arm")
     s.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
@@ -121,7 +124,8 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=20240601, help="Monte Carlo seed (default 20240601)")
     s.set_defaults(func=cmd_sample_size)
 
-    r = tsub.add_parser("response", help="classify lesion measurements and write endpoint tables and plots")
+    r = tsub.add_parser("response", help="classify lesion measurements and write endpoint tables and plots",
+                        parents=[common_options()])
     r.add_argument("measurements", help="lesion measurement table, CSV or Parquet (one row per patient, lesion, visit)")
     r.add_argument("--arms", required=True, help="arms table, CSV or Parquet (patient_id, arm[, death_day])")
     r.add_argument("--out", default="trial_results", help="result folder, replaced as a whole (default trial_results)")
@@ -143,7 +147,7 @@ def register(sub) -> None:
     r.add_argument("--no-plots", action="store_true", help="tables only")
     r.set_defaults(func=cmd_response)
 
-    e = tsub.add_parser("example", help="write the SYNTHETIC 106-patient example cohort")
+    e = tsub.add_parser("example", help="write the SYNTHETIC 106-patient example cohort", parents=[common_options()])
     e.add_argument("--out", default="trial_example", help="folder to write (default trial_example)")
     e.add_argument("--seed", type=int, default=SEED, help=f"generator seed (default {SEED}, the documented one)")
     e.set_defaults(func=cmd_example)

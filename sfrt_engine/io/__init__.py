@@ -45,3 +45,7 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+# DICOM RT Plan (photons; RT Ion Plans are passed on to the proton reader and writer)
+_LAZY.update({"read_rtplan": ".rtplan_read", "write_rtplan": ".rtplan_write"})
+__all__ += ["read_rtplan", "write_rtplan"]

@@ -9,6 +9,7 @@ ImageOrientationPatient direction cosines.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,10 +19,16 @@ import pydicom
 
 from ..dose import Dose
 from ..grid import Grid
-from ..patient import Patient
-from ._dicom_common import CT_IMAGE_STORAGE, IDENTITY_KEYS, RT_DOSE_STORAGE, RT_STRUCTURE_SET_STORAGE
+from ..patient import DEFAULT_HU_TO_DENSITY, Patient, check_ct_numbers
+from ._dicom_common import (
+    IDENTITY_KEYS,
+    RT_DOSE_STORAGE,
+)
+from ._dicom_scan import Inventory, referenced_series, roi_names, scan_folder
 from ._errors import DicomError, malformed_dicom
 from ._rtstruct_read import read_structures
+
+log = logging.getLogger(__name__)
 
 __all__ = ["read_dicom", "read_rtdose"]
 
@@ -41,27 +48,28 @@ def _read_file(path: Path, **kwargs) -> pydicom.Dataset:
         raise DicomError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc})") from None
 
 
-def _scan(folder: Path) -> tuple[list, list, list]:
-    """Headers of the CT slices and RT Structure Sets in ``folder``; other DICOM objects are skipped."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"DICOM folder {str(folder)!r} does not exist or is not a folder")
-    cts, structs, skipped = [], [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if path.name.upper() == "DICOMDIR":
-            continue
-        header = _read_file(path, stop_before_pixels=True)
-        sop_class = str(header.get("SOPClassUID", ""))
-        modality = str(header.get("Modality", ""))
-        if sop_class == CT_IMAGE_STORAGE or modality == "CT":
-            cts.append((path, header))
-        elif sop_class == RT_STRUCTURE_SET_STORAGE or modality == "RTSTRUCT":
-            structs.append((path, header))
-        else:
-            skipped.append(f"{path.name} ({modality or sop_class or 'unknown'})")
-    if not cts:
-        found = ", ".join(skipped) or "no DICOM files"
-        raise DicomError(f"{folder}: no CT image series found (found: {found})")
-    return cts, structs, skipped
+def _scan(folder: Path) -> tuple[list, list, list, Inventory]:
+    """The CT slices and RT Structure Set(s) of the case under ``folder`` (subfolders included).
+
+    Where the tree holds several CT series, the one the structure set was drawn on is taken (the
+    others are listed as skipped); without such a reference, several series are an error.
+    """
+    inventory = scan_folder(folder)
+    if not inventory.cts:
+        raise DicomError(f"{folder}: no CT image series found (found: {inventory.describe()})")
+    skipped = list(inventory.others)
+    cts, structs = inventory.cts, inventory.structs
+    series = inventory.ct_series()
+    if len(series) > 1:
+        drawn_on = {uid for _, h in structs for uid in referenced_series(h) if uid in series}
+        if len(drawn_on) == 1:
+            chosen = drawn_on.pop()
+            cts = [(p, h) for p, h in cts if str(h.get("SeriesInstanceUID", "")) == chosen]
+            skipped += [f"CT series {uid} ({n} slices, not the one the structure set was drawn on)"
+                        for uid, (n, _) in series.items() if uid != chosen]
+            structs = [(p, h) for p, h in structs if chosen in referenced_series(h)]
+    log.info("DICOM folder %s: %s", folder, inventory.describe())
+    return cts, structs, skipped, inventory
 
 
 def _require(path: Path, header, key: str):
@@ -103,7 +111,8 @@ def _sort_slices(cts: list, folder: Path) -> tuple[list, float]:
             _require(path, h, key)
     series = Counter(str(h.get("SeriesInstanceUID", "")) for _, h in cts)
     labels = {str(h.get("SeriesInstanceUID", "")): str(h.get("SeriesDescription", "") or "") for _, h in cts}
-    _one(series, "series", folder, "Mixed series: keep one CT series per folder.", labels)
+    _one(series, "series", folder, "Mixed series: keep one CT series in the folder and its subfolders, or add the "
+         "RT Structure Set that references one.", labels)
     frames = Counter(str(h.get("FrameOfReferenceUID", "")) for _, h in cts)
     _one(frames, "FrameOfReferenceUIDs", folder, "All slices of a series must share one frame of reference.")
     for path, h in cts:
@@ -187,8 +196,11 @@ def _identity(first, folder: Path, cts: list) -> dict:
 def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) -> Patient:
     """Read a CT series and the RT Structure Set beside it into a Patient.
 
-    The folder (not its subfolders) must hold one axial, head-first-supine CT series and at most
-    one RT Structure Set; other DICOM objects (RT Plan, RT Dose, ...) are skipped. HU are the
+    The folder and its subfolders must hold one axial, head-first-supine CT series (or several, of
+    which the RT Structure Set references one) and at most one RT Structure Set for it; other DICOM
+    objects (RT Plan, RT Dose, ...) and files that are not DICOM are skipped and listed in
+    ``patient.dicom``. CT numbers outside the calibration's range are an error, a few voxels of
+    metal above 3071 HU a warning (:func:`sfrt_engine.patient.check_ct_numbers`). HU are the
     stored pixels times RescaleSlope plus RescaleIntercept. Contours are rasterised onto the CT
     slices by the even-odd rule (holes work; see :mod:`sfrt_engine.io._rtstruct_read`).
 
@@ -205,7 +217,8 @@ def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) 
     Patient
         ``patient.dicom`` holds PatientID, PatientName, StudyInstanceUID, FrameOfReferenceUID,
         the CT SeriesInstanceUID and SOPInstanceUIDs (by slice) and the RT Structure Set used,
-        so exports share the CT's study and frame of reference.
+        so exports share the CT's study and frame of reference; ``skipped_files`` (other DICOM
+        objects), ``non_dicom_files`` and ``inventory`` (what the folder holds, in one paragraph).
 
     Raises
     ------
@@ -215,7 +228,7 @@ def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) 
         frame of reference, contours outside the CT, requested ROIs that are absent.
     """
     folder = Path(folder)
-    cts, structs, skipped = _scan(folder)
+    cts, structs, skipped, inventory = _scan(folder)
     with malformed_dicom(folder):
         cts, dz = _sort_slices(cts, folder)
         first = cts[0][1]
@@ -224,10 +237,12 @@ def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) 
         grid = Grid((len(cts), rows, cols), (col_mm, row_mm, dz),
                     tuple(float(v) for v in first.ImagePositionPatient))
     hu = np.stack([_hu(path, rows, cols) for path, _ in cts]).astype(np.float32)
+    check_ct_numbers(hu, DEFAULT_HU_TO_DENSITY, f"{folder}: CT series {first.SeriesInstanceUID}", DicomError)
     ident = _identity(first, folder, cts)
     masks: dict = {}
     if len(structs) > 1:
-        raise DicomError(f"{folder}: {len(structs)} RT Structure Sets ({', '.join(p.name for p, _ in structs)}); "
+        listing = ", ".join(f"{inventory.rel(p)} (ROIs: {', '.join(roi_names(h))})" for p, h in structs)
+        raise DicomError(f"{folder}: {len(structs)} RT Structure Sets ({listing}); "
                          "keep the one that belongs to this CT")
     if structs:
         path = structs[0][0]
@@ -235,8 +250,10 @@ def read_dicom(folder, structures: Mapping[str, str] | list[str] | None = None) 
         ident["rtstruct"] = dict(info, file=path.name)
     elif structures:
         raise DicomError(f"{folder}: structures {list(structures)} were asked for, but the folder holds no "
-                         "RT Structure Set")
+                         f"RT Structure Set (found: {inventory.describe()})")
     ident["skipped_files"] = skipped
+    ident["non_dicom_files"] = list(inventory.non_dicom)
+    ident["inventory"] = inventory.describe()
     name = str(first.get("PatientName", "") or "") or ident["PatientID"] or folder.name
     patient = Patient(grid, hu, masks, name=name)
     patient.dicom = ident

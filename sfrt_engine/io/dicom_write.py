@@ -64,7 +64,7 @@ def dose_grid_scaling(max_gy: float) -> float:
 
 def write_rtdose(path, dose, patient: Patient, *, dose_type: str = "PHYSICAL", description: str = "",
                  series_description: str | None = None, summation_type: str = "PLAN",
-                 referenced_rtplan_uid: str | None = None, series_number: int = 100) -> Path:
+                 referenced_rtplan_uid=None, series_number: int = 100) -> Path:
     """Write a dose on the patient's grid as a DICOM RT Dose file.
 
     Pixels are 32-bit unsigned integers; dose [Gy] = pixel * DoseGridScaling, with
@@ -90,9 +90,10 @@ def write_rtdose(path, dose, patient: Patient, *, dose_type: str = "PHYSICAL", d
         Short label shown in the planning system (defaults to ``description``).
     summation_type : str
         DoseSummationType; "PLAN" for the dose of a whole course.
-    referenced_rtplan_uid : str, optional
-        SOP Instance UID of an RT Plan to reference. The engine exports no RT Plan, so by default
-        ReferencedRTPlanSequence is left out.
+    referenced_rtplan_uid : str or sequence, optional
+        SOP Instance UID of the RT Plan the dose is of, or several (each a UID of an RT Plan, or a
+        ``(SOP Class UID, SOP Instance UID)`` pair, e.g. for an RT Ion Plan), written to
+        ReferencedRTPlanSequence; left out when not given.
 
     Returns
     -------
@@ -132,10 +133,15 @@ def write_rtdose(path, dose, patient: Patient, *, dose_type: str = "PHYSICAL", d
     if description:
         out.DoseComment = lo(description)
     if referenced_rtplan_uid:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"  # RT Plan Storage
-        ref.ReferencedSOPInstanceUID = referenced_rtplan_uid
-        out.ReferencedRTPlanSequence = Sequence([ref])
+        refs = [referenced_rtplan_uid] if isinstance(referenced_rtplan_uid, str) else list(referenced_rtplan_uid)
+        items = []
+        for entry in refs:
+            class_uid, uid = entry if isinstance(entry, tuple) else ("1.2.840.10008.5.1.4.1.1.481.5", entry)
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = class_uid  # RT Plan Storage unless given (e.g. RT Ion Plan Storage)
+            ref.ReferencedSOPInstanceUID = uid
+            items.append(ref)
+        out.ReferencedRTPlanSequence = Sequence(items)
     out.PixelData = pixels.tobytes()
     out["PixelData"].VR = "OW"
     return write_dataset(out, path)

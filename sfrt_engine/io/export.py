@@ -13,7 +13,7 @@ from ._hdf5_save import save
 from .dicom_write import write_ct, write_rtdose
 from .rtstruct_write import write_rtstruct
 
-__all__ = ["export_run", "export_comparison", "describe_alpha_beta"]
+__all__ = ["export_run", "export_comparison", "describe_alpha_beta", "comparison_plans"]
 
 
 def describe_alpha_beta(alpha_beta_gy: Mapping) -> str:
@@ -56,7 +56,8 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
                alpha_beta_description: str, boost_mode: str, vertex_names=("VERTICES", "VALLEY"), *,
                vertices=None, beams=None, unit_doses: Mapping | None = None, backend: str | None = None,
                export_ct: bool | None = None, hdf5_name: str = "results.h5",
-               rbe: float = 1.0) -> dict[str, Path | list[Path]]:
+               rbe: float = 1.0, plans: Mapping | None = None,
+               dose_plans: Mapping | None = None) -> dict[str, Path | list[Path]]:
     """Write a run's DICOM and HDF5 files into ``out_dir`` (created if needed; each file atomically).
 
     Files, for each arm name ``A`` in ``doses`` (e.g. CRT, SFRT):
@@ -97,11 +98,18 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
     rbe : float
         RBE already applied to ``doses`` and ``eqd2``: 1.0 for photons, 1.1 for protons
         (:mod:`sfrt_engine.rbe`); stated in the RT Dose descriptions.
+    plans : dict of str to dict, optional
+        ``{name: {"beams": [...], "fractions": n, "description": str}}``: one fraction's beams [MU or Gp]
+        and the number of fractions of each plan, written as ``RTPLAN_<name>.dcm`` (RT Plan or RT Ion
+        Plan, :func:`sfrt_engine.io.rtplan_write.write_rtplan`).
+    dose_plans : dict of str to list of str, optional
+        Per arm, the names in ``plans`` its dose is made of; its RT Dose files reference them.
 
     Returns
     -------
     dict
-        ``{"rtdose": [paths], "rtstruct": path, "ct": [paths], "hdf5": path}``.
+        ``{"rtdose": [paths], "rtstruct": path, "ct": [paths], "hdf5": path}``, and ``"rtplan": [paths]``
+        when plans are written.
     """
     if not isinstance(patient, Patient):
         raise TypeError(f"patient must be a sfrt_engine.Patient, got {type(patient).__name__}")
@@ -113,13 +121,16 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
         export_ct = not (getattr(patient, "dicom", None) or {}).get("ct_sop_instance_uids")
     if export_ct:
         written["ct"] = write_ct(out / "CT", patient)
+    plan_refs = _write_plans(out, patient, plans or {}, written)
     for arm in doses:
+        refs = [plan_refs[name] for name in (dose_plans or {}).get(arm, ()) if name in plan_refs] or None
         for kind, values, (dose_type, description, series) in (
                 ("PHYSICAL" if rbe == 1.0 else "RBE", doses[arm], _dose_labels(arm, boost_mode, rbe)),
                 ("EQD2", eqd2[arm], _eqd2_labels(arm, boost_mode, rbe, alpha_beta_description))):
             written["rtdose"].append(write_rtdose(
                 out / f"RTDOSE_{_safe(arm)}_{kind}.dcm", values, patient, dose_type=dose_type, description=description,
-                series_description=series, series_number=_RTDOSE_SERIES_START + len(written["rtdose"])))
+                series_description=series, series_number=_RTDOSE_SERIES_START + len(written["rtdose"]),
+                referenced_rtplan_uid=refs))
     if vertex_names:
         written["rtstruct"] = write_rtstruct(out / "RTSTRUCT_lattice.dcm", patient, vertex_names,
                                              vertices=vertices)
@@ -128,9 +139,58 @@ def export_run(out_dir, patient: Patient, doses: Mapping, eqd2: Mapping, report:
     return written
 
 
+def _write_plans(out: Path, patient: Patient, plans: Mapping, written: dict) -> dict[str, tuple[str, str]]:
+    """Write each plan; ``{name: (SOP Class UID, SOP Instance UID)}`` of the files written."""
+    import pydicom
+
+    from .rtplan_write import write_rtplan
+
+    refs = {}
+    if plans:
+        written["rtplan"] = []
+    for name, plan in plans.items():
+        path = write_rtplan(out / f"RTPLAN_{_safe(name)}.dcm", plan["beams"], patient, plan_label=name,
+                            fractions=plan["fractions"], description=plan.get("description", ""))
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        refs[name] = (str(header.SOPClassUID), str(header.SOPInstanceUID))
+        written["rtplan"].append(path)
+    return refs
+
+
+def comparison_plans(comparison) -> tuple[dict, dict]:
+    """The CRT and BOOST plans of a comparison, with the fractions of its schedules.
+
+    CRT: the CRT component's beams (one fraction) for the CRT arm's number of CRT sessions.
+    BOOST: the boost component's beams scaled by the BOOST weight of the SFRT arm's vertex
+    sessions (all equal), for the number of those sessions. Returns ``(plans, dose_plans)`` for
+    :func:`export_run`.
+    """
+    schedules = comparison.schedules
+    components = comparison.prepared.components
+    crt_sessions = [s.weight("CRT") for s in schedules["CRT"].sessions if s.weight("CRT") > 0]
+    boost = [s.weight("BOOST") for s in schedules["SFRT"].sessions if s.weight("BOOST") > 0]
+    if len(set(crt_sessions)) != 1 or (boost and max(boost) - min(boost) > 1e-9 * max(boost)):
+        raise ValueError("the schedules give sessions of different weights; one plan per component cannot "
+                         "represent them")
+    plans = {"CRT": {"beams": list(components["CRT"].beams), "fractions": len(crt_sessions),
+                     "description": "conventional fraction of the CRT and SFRT arms"}}
+    dose_plans = {"CRT": ["CRT"], "SFRT": ["CRT"]}
+    if boost:
+        b = float(boost[0])
+        plans["BOOST"] = {"beams": [beam.scaled(b) for beam in components["BOOST"].beams], "fractions": len(boost),
+                          "description": f"vertex boost: {b:.4g} x the 1 Gy vertex-mean unit per vertex session"}
+        dose_plans["SFRT"].append("BOOST")
+    return plans, dose_plans
+
+
 def export_comparison(out_dir, comparison, vertex_names=("VERTICES", "VALLEY"), *, export_ct: bool | None = None,
-                      hdf5_name: str = "results.h5") -> dict[str, Path | list[Path]]:
-    """:func:`export_run` for the result of :func:`sfrt_engine.run_comparison` (what ``sfrt compare`` calls)."""
+                      hdf5_name: str = "results.h5", write_plans: bool = True) -> dict[str, Path | list[Path]]:
+    """:func:`export_run` for the result of :func:`sfrt_engine.run_comparison` (what ``sfrt compare`` calls).
+
+    With ``write_plans`` the CRT and BOOST components are written as RT (Ion) Plans with the
+    fractions of the arms' schedules (:func:`comparison_plans`), and each arm's RT Dose files
+    reference the plans it is made of.
+    """
     prepared = comparison.prepared
     settings = prepared.settings
     resolved = comparison.report.get("settings", {}).get("alpha_beta_resolved_gy") or settings.alpha_beta_gy
@@ -141,4 +201,5 @@ def export_comparison(out_dir, comparison, vertex_names=("VERTICES", "VALLEY"), 
         beams={name: list(c.beams) for name, c in components.items()},
         unit_doses={name: c.dose_gy for name, c in components.items()},
         backend=next((c.backend for c in components.values()), None), export_ct=export_ct, hdf5_name=hdf5_name,
-        rbe=max(float(getattr(c, "rbe", 1.0)) for c in components.values()))
+        rbe=max(float(getattr(c, "rbe", 1.0)) for c in components.values()),
+        **dict(zip(("plans", "dose_plans"), comparison_plans(comparison))) if write_plans else {})

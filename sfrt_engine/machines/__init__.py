@@ -13,11 +13,12 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import MachineDataError
-from .photon import MAX_COMPONENTS, PhotonMachine, fit_photon_machine
+from .photon import MAX_COMPONENTS, MlcModel, PhotonMachine, fit_photon_machine, mlc_model
 from .proton import ProtonMachine, build_proton_machine
 
 __all__ = ["load_machine", "builtin_machines", "PhotonMachine", "ProtonMachine", "fit_photon_machine",
            "build_proton_machine", "MAX_COMPONENTS"]
+__all__ += ["MlcModel", "mlc_model"]
 
 _CACHE: dict[str, object] = {}
 
@@ -91,8 +92,8 @@ def _build(data: dict, digest: str, where: str):
                 step_mm=float(table.get("step_mm", 1.0)),
                 max_depth_mm=float(table.get("max_depth_mm", 500.0)),
                 source_sha256=digest,
-                metadata={k: data[k] for k in ("description", "calibration", "reference_pdd", "lateral", "mlc")
-                          if k in data},
+                metadata={k: data[k] for k in ("description", "calibration", "reference_pdd", "lateral", "nominal_energy_mev",
+                                                 "fff", "mlc") if k in data},
             )
     except KeyError as exc:
         raise MachineDataError(f"{where}: missing key {exc}") from None

@@ -27,7 +27,7 @@ from scipy.special import erf
 
 from ..errors import MachineDataError
 
-__all__ = ["PhotonMachine", "fit_photon_machine", "reference_field_lateral_integral"]
+__all__ = ["MlcModel", "PhotonMachine", "fit_photon_machine", "mlc_model", "reference_field_lateral_integral"]
 
 
 def _readonly(a) -> np.ndarray:
@@ -251,3 +251,75 @@ def fit_photon_machine(
         source_sha256=source_sha256,
         metadata=dict(metadata or {}),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class MlcModel:
+    """A multileaf collimator as the dose model sees it (all lengths at the isocentre plane).
+
+    Attributes
+    ----------
+    name : str
+    leaf_boundaries_mm : ndarray, shape (n_pairs + 1,)
+        Edges of the leaf pairs across the leaf travel direction [mm], strictly increasing.
+    leaf_transmission : float
+        Fraction of the open fluence that passes a closed leaf (0 <= t < 1).
+    dosimetric_leaf_gap_mm : float
+        Extra opening of every open leaf pair that accounts for the rounded leaf ends [mm];
+        half is added to each leaf of the pair.
+    travel_limit_mm : float
+        Largest allowed ``|leaf position|`` [mm].
+    source : str
+    """
+
+    name: str
+    leaf_boundaries_mm: np.ndarray
+    leaf_transmission: float
+    dosimetric_leaf_gap_mm: float
+    travel_limit_mm: float = 200.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        b = _readonly(self.leaf_boundaries_mm)
+        where = f"MLC '{self.name}'"
+        if b.ndim != 1 or b.size < 2 or not np.all(np.isfinite(b)) or np.any(np.diff(b) <= 0):
+            raise MachineDataError(f"{where}: leaf_boundaries_mm must be >= 2 strictly increasing finite values [mm]")
+        if not (np.isfinite(self.leaf_transmission) and 0.0 <= self.leaf_transmission < 1.0):
+            raise MachineDataError(f"{where}: leaf_transmission={self.leaf_transmission}, expected 0 <= t < 1")
+        if not (np.isfinite(self.dosimetric_leaf_gap_mm) and 0.0 <= self.dosimetric_leaf_gap_mm < 10.0):
+            raise MachineDataError(f"{where}: dosimetric_leaf_gap_mm={self.dosimetric_leaf_gap_mm}, "
+                                   "expected 0 to 10 mm")
+        if not (np.isfinite(self.travel_limit_mm) and self.travel_limit_mm > 0):
+            raise MachineDataError(f"{where}: travel_limit_mm={self.travel_limit_mm}, expected a positive length")
+        object.__setattr__(self, "leaf_boundaries_mm", b)
+        for name in ("leaf_transmission", "dosimetric_leaf_gap_mm", "travel_limit_mm"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    @property
+    def n_pairs(self) -> int:
+        return self.leaf_boundaries_mm.size - 1
+
+
+def mlc_model(machine: PhotonMachine) -> MlcModel:
+    """The MLC of a photon machine, from the ``"mlc"`` section of its machine file.
+
+    Raises
+    ------
+    MachineDataError
+        If the machine file has no MLC section or it is malformed.
+    """
+    data = machine.metadata.get("mlc")
+    if not isinstance(data, dict):
+        raise MachineDataError(f"photon machine '{machine.name}' has no 'mlc' section in its machine file; add "
+                               "leaf_boundaries_mm, leaf_transmission, dosimetric_leaf_gap_mm and travel_limit_mm "
+                               "(see the built-in photon_6mv.json)")
+    try:
+        return MlcModel(str(data.get("name", "MLC")), data["leaf_boundaries_mm"], float(data["leaf_transmission"]),
+                        float(data["dosimetric_leaf_gap_mm"]), float(data.get("travel_limit_mm", 200.0)),
+                        str(data.get("source", "")))
+    except KeyError as exc:
+        raise MachineDataError(f"photon machine '{machine.name}': MLC section misses key {exc}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, MachineDataError):
+            raise
+        raise MachineDataError(f"photon machine '{machine.name}': malformed MLC section ({exc})") from None

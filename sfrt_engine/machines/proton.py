@@ -26,7 +26,7 @@ from scipy.special import pbdv
 
 from ..errors import MachineDataError
 
-__all__ = ["ProtonMachine", "build_proton_machine", "csda_range_water_cm", "bortfeld_idd"]
+__all__ = ["ProtonMachine", "bortfeld_idd", "build_proton_machine", "csda_range_water_cm", "energy_conserving_idd"]
 
 _ME_MEV = 0.51099895  # electron rest energy (CODATA 2018)
 _MP_MEV = 938.27209  # proton rest energy (CODATA 2018)
@@ -92,6 +92,83 @@ def bortfeld_idd(depth_cm: np.ndarray, energy_mev: float, range_cm: float, *, p:
     d2 = pbdv(-1.0 / p - 1.0, -zz)[0]
     out[near] = pre * (d1 / sigma + (beta_per_cm / p + gamma * beta_per_cm + epsilon / r0) * d2)
     return np.maximum(out, 0.0)
+
+
+def straggling_mm(energy_mev: float, range_cm: float, bragg: dict) -> float:
+    """1-sigma spread of the end of range [mm]: range straggling and the beam's energy spread.
+
+    Range straggling is ``scale * 0.012 R0^0.935`` cm (Bortfeld 1997, eq. 18, with the machine
+    file's ``straggling_scale``); the energy spread ``sigma_E = fraction * E0`` moves the range
+    by ``dR/dE sigma_E`` with the Bragg-Kleeman rule ``R = alpha E^p``.
+    """
+    p = float(bragg["p"])
+    alpha = range_cm / energy_mev ** p
+    mono = float(bragg.get("straggling_scale", 1.0)) * 0.012 * range_cm ** 0.935
+    spread = float(bragg["energy_spread_fraction"]) * energy_mev * alpha * p * energy_mev ** (p - 1)
+    return 10.0 * float(np.hypot(mono, spread))
+
+
+def energy_conserving_idd(depth_mm: np.ndarray, energy_mev: float, t_table: np.ndarray, r_table: np.ndarray, *,
+                          beta_per_cm: float, local_fraction: float,
+                          buildup_fraction: float, buildup_mm: float, straggling_mm: float,
+                          step_mm: float = 0.05) -> np.ndarray:
+    """Integral depth dose per incident proton in water [MeV cm^2/g] that conserves energy.
+
+    Per incident proton on a fine depth grid (``step_mm``), with E(z) the residual energy of
+    the CSDA range-energy table (Bethe, the same table as the range):
+
+    - primary fluence falls linearly, ``Phi(z) = (1 + beta (R0 - z)) / (1 + beta R0)``
+      (Bortfeld 1997, eq. 6; beta from ICRU Report 63 nonelastic cross-sections);
+    - primaries deposit their electronic energy loss, ``Phi dE`` per cell, so the entrance
+      dose is the electronic stopping power ``S_el(E0)``;
+    - the energy ``E(z) |dPhi|`` of the primaries removed by nonelastic nuclear interactions is
+      split three ways: ``local_fraction`` deposited where it is released (short-range alphas,
+      recoils and slow protons), ``buildup_fraction`` carried forward by secondary protons and
+      deposited along an exponential of mean length ``buildup_mm`` that stops at the primary's
+      range R0, and the rest carried away by neutrons and photons;
+    - range straggling and the energy spread blur the end of range with a Gaussian of
+      ``straggling_mm``; more than six sigma before R0 the curve is not blurred.
+
+    The integral over depth is ``E0 - (1 - local_fraction - buildup_fraction) * E_nuclear``:
+    the energy the beam carries, less what leaves the phantom.
+    """
+    h = float(step_mm) / 10.0  # cm
+    r0 = float(np.exp(np.interp(np.log(energy_mev), np.log(t_table), np.log(r_table))))
+    lam = float(buildup_mm) / 10.0
+    sig = float(straggling_mm) / 10.0
+    z_end = r0 + 8.0 * sig + 8.0 * lam + 1.0
+    edges = h * np.arange(int(np.ceil(z_end / h)) + 1)
+    residual = np.maximum(r0 - edges, 0.0)
+    e_edge = np.where(residual > r_table[0], np.interp(residual, r_table, t_table), 0.0)
+    e_edge[0] = energy_mev
+    phi_edge = np.where(edges < r0, (1.0 + beta_per_cm * residual) / (1.0 + beta_per_cm * r0), 0.0)
+    phi_mid = 0.5 * (phi_edge[1:] + phi_edge[:-1])
+    primary = phi_mid * (e_edge[:-1] - e_edge[1:])  # MeV per cell
+    removed = (phi_edge[:-1] - phi_edge[1:]) * 0.5 * (e_edge[:-1] + e_edge[1:])  # nuclear energy per cell
+    # forward build-up: the stock c_k = a_k c_{k-1} + q_k loses (1 - a_k) in cell k, a_k = exp(-h / lambda_k).
+    # Secondary protons are slower than the primary that made them, so the mean path lambda_k shortens
+    # to the primary's residual range near its end and the stock is spent by R0.
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    path = np.clip(r0 - centres, h, lam)
+    keep = np.where(centres < r0, np.exp(-h / path), 0.0)
+    carried = np.zeros_like(removed)
+    stock = 0.0
+    for k, q in enumerate((buildup_fraction * removed)[: int(np.searchsorted(centres, r0)) + 1].tolist()):
+        stock += q
+        carried[k] = stock * (1.0 - keep[k])
+        stock *= keep[k]
+    per_cell = primary + local_fraction * removed + carried
+    half = int(np.ceil(6.0 * sig / h))
+    x = h * np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (x / sig) ** 2)
+    kernel /= kernel.sum()
+    padded = np.concatenate([np.full(half, per_cell[0]), per_cell, np.zeros(half)])
+    blurred = np.convolve(padded, kernel, mode="valid")
+    # straggling spreads the end of range only: far before it the curve is left as it is (there the blur
+    # would only drag the secondaries' build-up towards the surface), with a ramp of one sigma between
+    ramp = np.clip((centres - (r0 - 6.0 * sig)) / sig, 0.0, 1.0)
+    per_cell = ramp * blurred + (1.0 - ramp) * per_cell
+    return np.interp(np.asarray(depth_mm, float), 10.0 * centres, per_cell / h, left=per_cell[0] / h, right=0.0)
 
 
 def _mcs_sigma_mm(depth_mm: np.ndarray, energy_mev: float, range_cm: float, t_table, r_table,
@@ -236,13 +313,28 @@ class ProtonMachine:
         return self.protons_per_mu(energy_mev) * 1e-9
 
     def range_straggling_mm(self, energy_mev: float) -> float:
-        """1-sigma range straggling including the energy spread [mm] (Bortfeld 1997)."""
-        meta = self.metadata["bragg_curve"]
-        p = float(meta["p"])
+        """1-sigma range straggling including the energy spread [mm] (see :func:`straggling_mm`)."""
         r0 = float(self.range_mm[self.energy_index(energy_mev)]) / 10.0
-        alpha = r0 / energy_mev ** p
-        s_e = float(meta["energy_spread_fraction"]) * energy_mev
-        return 10.0 * float(np.sqrt((0.012 * r0 ** 0.935) ** 2 + (s_e * alpha * p * energy_mev ** (p - 1)) ** 2))
+        return straggling_mm(energy_mev, r0, self.metadata["bragg_curve"])
+
+
+#: Depth-dose models a machine file can name in ``bragg_curve.model``.
+DEPTH_DOSE_MODELS = ("energy_conserving", "bortfeld_1997")
+
+
+def _depth_dose(depth_mm, energy_mev, range_cm, bc: dict, t_table, r_table) -> np.ndarray:
+    """IDD per incident proton [MeV cm^2/g] by the machine file's model."""
+    model = bc.get("model", "bortfeld_1997")
+    if model == "energy_conserving":
+        return energy_conserving_idd(
+            depth_mm, energy_mev, t_table, r_table, beta_per_cm=float(bc["beta_per_cm"]),
+            local_fraction=float(bc["local_fraction"]), buildup_fraction=float(bc["buildup_fraction"]),
+            buildup_mm=float(bc["buildup_mm"]), straggling_mm=straggling_mm(energy_mev, range_cm, bc))
+    if model == "bortfeld_1997":
+        return bortfeld_idd(depth_mm / 10.0, energy_mev, range_cm, p=float(bc["p"]),
+                            beta_per_cm=float(bc["beta_per_cm"]), gamma=float(bc["gamma"]),
+                            epsilon=float(bc["epsilon"]), energy_spread_fraction=float(bc["energy_spread_fraction"]))
+    raise MachineDataError(f"bragg_curve.model {model!r}: expected one of {', '.join(DEPTH_DOSE_MODELS)}")
 
 
 def _energy_tables(energies: np.ndarray, depth_mm: np.ndarray, data: dict):
@@ -259,9 +351,7 @@ def _energy_tables(energies: np.ndarray, depth_mm: np.ndarray, data: dict):
     idd = np.empty((energies.size, depth_mm.size))
     sigma = np.empty_like(idd)
     for k, (e, r) in enumerate(zip(energies, ranges_cm)):
-        idd[k] = _GY_MM2_PER_GP_PER_MEV_CM2_G * bortfeld_idd(
-            depth_mm / 10.0, e, r, p=float(bc["p"]), beta_per_cm=float(bc["beta_per_cm"]), gamma=float(bc["gamma"]),
-            epsilon=float(bc["epsilon"]), energy_spread_fraction=float(bc["energy_spread_fraction"]))
+        idd[k] = _GY_MM2_PER_GP_PER_MEV_CM2_G * _depth_dose(depth_mm, e, r, bc, t_table, r_table)
         mcs = _mcs_sigma_mm(depth_mm, e, r, t_table, r_table, float(sc["highland_mev"]), float(sc["radiation_length_cm"]))
         sigma[k] = np.sqrt(s_air[k] ** 2 + mcs ** 2)
     return ranges_cm, idd, sigma, s_air

@@ -5,9 +5,10 @@ it reaches (``_core.photon_geometry`` / ``proton_geometry``: positions and ``(u,
 ``bev_depth`` of ``csrc/physics/raytrace.h``), and for a photon beam with a scatter table the
 erf-difference profiles ``Pu_l``, ``Pv_l`` at the table's nodes (float64, ``kernels._task``).
 
-Stored factors (``csrc/physics/operator_cache.h``): per photon point, what does not depend on the weights
-(``T(d) (SAD/z)^2``, ``A_k(d)``, the scatter-table read, the cut-off window and the erf-difference profiles of
-the directly summed components) is evaluated once (``_core.photon_cache``) and kept, while the total stays
+Stored factors (``csrc/physics/operator_cache.h``): per point, what does not depend on the weights (photons:
+``T(d) (SAD/z)^2``, ``A_k(d)``, the scatter-table read, the cut-off window and the erf-difference profiles of
+the directly summed components; protons: per layer reaching the point, ``IDD / (2 pi s^2)``, the spot window
+and the Gaussian profiles) is evaluated once (``_core.photon_cache``, ``proton_cache``) and kept, while the total stays
 within ``CACHE_BUDGET_MIB``, and replaces the beam's stored geometry; the forward and adjoint then only multiply
 and add. Beams beyond the budget are evaluated from their geometry at every call (the same results).
 
@@ -96,32 +97,32 @@ class CppEngine:
                                      "idd": f32(task.idd_gy_mm2_per_gp), "sigma": f32(task.sigma_mm)})
             self._hits[k] = int(hit.size)
         self.caches = [None] * len(self.photons)
+        self.proton_caches = [None] * len(self.protons)
         self.cache_bytes = 0
         if store_factors:
             self._build_caches()
 
     def _build_caches(self) -> None:
-        """Stored factors of each photon beam while they fit CACHE_BUDGET_MIB (module docstring)."""
+        """Stored factors of each beam, in beam order, while they fit CACHE_BUDGET_MIB (module docstring)."""
         left = int(CACHE_BUDGET_MIB * (1 << 20))
-        self.cache_bytes = 0
-        args = self._photon_args(None)
-        self.caches = []
-        for i, b in enumerate(self.photons):
-            one = [a[i] for a in args]
-            cache = self._core.photon_cache(*one, max_bytes=left)
-            if isinstance(cache, int):  # its size: over the budget left
-                self.caches.append(None)
-                continue
-            size = sum(a.nbytes for a in cache)
-            left -= size
-            self.cache_bytes += size
-            self.caches.append(cache)
-            b["geom"] = np.zeros((0, 4))  # the stored factors replace the geometry
+        for beams, caches, args, build in (
+                (self.photons, self.caches, self._photon_args(None), self._core.photon_cache),
+                (self.protons, self.proton_caches, self._proton_args(None), self._core.proton_cache)):
+            for i, b in enumerate(beams):
+                cache = build(*[a[i] for a in args], max_bytes=left)
+                if isinstance(cache, int):  # its size: over the budget left
+                    continue
+                size = sum(a.nbytes for a in cache)
+                left -= size
+                self.cache_bytes += size
+                caches[i] = cache
+                b["geom"] = np.zeros((0, 4))  # the stored factors replace the geometry
 
     def describe(self) -> dict:
         """Memory of the stored geometry and factors, and how many photon beams have stored factors."""
+        cached = sum(c is not None for c in self.caches + self.proton_caches)
         return {"geometry_bytes": self.geometry_bytes(), "cache_bytes": self.cache_bytes,
-                "cached_beams": f"{sum(c is not None for c in self.caches)} of {len(self.caches)} photon beams"}
+                "cached_beams": f"{cached} of {len(self.caches) + len(self.proton_caches)} beams"}
 
     def hits_per_slot(self) -> list[int]:
         return list(self._hits)
@@ -162,7 +163,7 @@ class CppEngine:
         if self.photons:
             dose = self._core.photon_forward(*self._photon_args(w), self.n_voxels, self.caches)
         if self.protons:
-            dose = dose + self._core.proton_forward(*self._proton_args(w), self.n_voxels)
+            dose = dose + self._core.proton_forward(*self._proton_args(w), self.n_voxels, self.proton_caches)
         return dose.astype(np.float64)
 
     def adjoint(self, r) -> np.ndarray:
@@ -175,7 +176,7 @@ class CppEngine:
                 s = b["slot"]
                 grad[s.start:s.stop] = gw.ravel()[s.packed_index]
         if self.protons:
-            for b, gw in zip(self.protons, self._core.proton_adjoint(*self._proton_args(None), r)):
+            for b, gw in zip(self.protons, self._core.proton_adjoint(*self._proton_args(None), r, self.proton_caches)):
                 s = b["slot"]
                 grad[s.start:s.stop] = gw[s.packed_index]
         return grad

@@ -15,3 +15,8 @@ __all__ = ["Beam", "BeamFrame", "beam_frame", "body_entry_point", "conformal_bea
            "get_technique", "register_technique", "VertexLattice", "place_vertices"]
 __all__ += ["Arc", "ControlPoint", "arc_gantry_angles", "conformal_arc", "refine_leaf_pair_fluence"]
 __all__ += ["ProtonBeam", "SpotLayer", "impt_beams"]
+from .delivery import BeamDelivery, delivery_to_beams
+from .mlc import aperture_fluence, sequence_fluence
+from .segments import beams_to_deliveries
+
+__all__ += ["BeamDelivery", "delivery_to_beams", "aperture_fluence", "sequence_fluence", "beams_to_deliveries"]

@@ -16,12 +16,14 @@ first session of weeks 1..m (5 sessions per week), either
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from ..errors import PlanError
 
 __all__ = ["Session", "Schedule", "crt_schedule", "sfrt_schedule", "BOOST_MODES", "SESSIONS_PER_WEEK",
-           "CRT_DOSE_PER_FRACTION_GY"]
+           "CRT_DOSE_PER_FRACTION_GY", "PROTOCOL_CRT_FRACTIONS", "PROTOCOL_VERTEX_SESSIONS", "PROTOCOL_VERTEX_DOSE_GY"]
 
 BOOST_MODES = ("integrated", "separate")
 SESSIONS_PER_WEEK = 5
@@ -83,21 +85,38 @@ class Schedule:
                 "sessions": [{"day": s.day, "label": s.label, "weights": dict(s.weights)} for s in self.sessions]}
 
 
-def _check_int(value, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or int(value) != value or not lo <= int(value) <= hi:
-        raise PlanError(f"{name}={value!r}: expected an integer from {lo} to {hi} (protocol NCT06980259)")
+#: The reference protocol's limits (NCT06980259): CRT fractions, vertex sessions, vertex dose per session [Gy].
+PROTOCOL_CRT_FRACTIONS = (15, 20)
+PROTOCOL_VERTEX_SESSIONS = (3, 4)
+PROTOCOL_VERTEX_DOSE_GY = (8.0, 15.0)
+_OFF_PROTOCOL_HINT = "; for dose-escalation research beyond the protocol use off_protocol=True (--off-protocol)"
+
+
+def _check_int(value, name: str, lo: int, hi: int, off_protocol: bool = False) -> int:
+    """An integer within the protocol's [lo, hi], or any integer >= 1 off protocol."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or int(value) != value:
+        raise PlanError(f"{name}={value!r}: expected an integer")
+    if off_protocol:
+        if int(value) < 1:
+            raise PlanError(f"{name}={value!r}: expected an integer of 1 or more")
+    elif not lo <= int(value) <= hi:
+        raise PlanError(f"{name}={value!r}: expected an integer from {lo} to {hi} (protocol NCT06980259)"
+                        + _OFF_PROTOCOL_HINT)
     return int(value)
 
 
-def crt_schedule(crt_fractions: int = 20) -> Schedule:
-    """Conventional arm: ``crt_fractions`` (15-20) sessions of one CRT fraction each."""
-    n = _check_int(crt_fractions, "crt_fractions", 15, 20)
+def crt_schedule(crt_fractions: int = 20, off_protocol: bool = False) -> Schedule:
+    """Conventional arm: ``crt_fractions`` (15-20; any number >= 1 with ``off_protocol``) sessions of one CRT
+    fraction each."""
+    n = _check_int(crt_fractions, "crt_fractions", *PROTOCOL_CRT_FRACTIONS, off_protocol)
     sessions = tuple(Session(day=k, weights=(("CRT", 1.0),), label="crt") for k in range(n))
     return Schedule("CRT", sessions, {"crt_fractions": n, "crt_dose_per_fraction_gy": CRT_DOSE_PER_FRACTION_GY})
 
 
 def sfrt_schedule(crt_fractions: int = 20, vertex_sessions: int = 4, vertex_dose_gy: float = 12.0,
-                  boost_mode: str = "integrated", crt_vertex_mean_gy: float | None = None) -> Schedule:
+                  boost_mode: str = "integrated", crt_vertex_mean_gy: float | None = None,
+                  off_protocol: bool = False) -> Schedule:
     """SFRT arm: the CRT schedule plus weekly vertex boosts (see the module docstring).
 
     Parameters
@@ -111,11 +130,19 @@ def sfrt_schedule(crt_fractions: int = 20, vertex_sessions: int = 4, vertex_dose
     boost_mode : {"integrated", "separate"}
     crt_vertex_mean_gy : float
         Vertex mean dose of one CRT fraction [Gy]; needed for "integrated".
+    off_protocol : bool
+        Allow values outside the protocol's limits (any fraction and session counts >= 1, any finite
+        vertex dose above 0 Gy) for dose-escalation research; the week structure still applies.
     """
-    n = _check_int(crt_fractions, "crt_fractions", 15, 20)
-    m = _check_int(vertex_sessions, "vertex_sessions", 3, 4)
-    if not (isinstance(vertex_dose_gy, (int, float)) and 8.0 <= float(vertex_dose_gy) <= 15.0):
-        raise PlanError(f"vertex_dose_gy={vertex_dose_gy!r}: expected 8 to 15 Gy per vertex session (NCT06980259)")
+    n = _check_int(crt_fractions, "crt_fractions", *PROTOCOL_CRT_FRACTIONS, off_protocol)
+    m = _check_int(vertex_sessions, "vertex_sessions", *PROTOCOL_VERTEX_SESSIONS, off_protocol)
+    lo, hi = PROTOCOL_VERTEX_DOSE_GY
+    if isinstance(vertex_dose_gy, bool) or not isinstance(vertex_dose_gy, numbers.Real) or not (
+            math.isfinite(vertex_dose_gy) and vertex_dose_gy > 0):
+        raise PlanError(f"vertex_dose_gy={vertex_dose_gy!r}: expected a dose above 0 Gy per vertex session")
+    if not off_protocol and not lo <= float(vertex_dose_gy) <= hi:
+        raise PlanError(f"vertex_dose_gy={vertex_dose_gy!r}: expected {lo:g} to {hi:g} Gy per vertex session "
+                        "(NCT06980259)" + _OFF_PROTOCOL_HINT)
     if boost_mode not in BOOST_MODES:
         raise PlanError(f"boost_mode={boost_mode!r}: expected one of {', '.join(BOOST_MODES)}")
     dv = float(vertex_dose_gy)

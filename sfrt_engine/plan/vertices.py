@@ -238,7 +238,8 @@ def place_vertices(patient: Patient, target: str = "GTV", diameter_mm: float = 1
             f"no vertex fits in {target!r} (extent {ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm, "
             f"{patient.structures.volume_cc(target):.1f} cc): a {diameter_mm:g} mm sphere needs its centre "
             f"{gtv_margin_mm + r:g} mm inside the surface and {oar_margin_mm + r:g} mm from {names}; "
-            "reduce diameter_mm or the margins"
+            "reduce diameter_mm or the margins (sfrt compare: --vertex-diameter, --gtv-margin, --oar-margin, "
+            "fewer --avoid names)"
         )
     _, centres, offset, rot = best
     order = np.lexsort((centres[:, 0], centres[:, 1], centres[:, 2]))

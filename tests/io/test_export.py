@@ -29,7 +29,8 @@ def small_run(machine):
     components = {"CRT": SimpleNamespace(beams=beams, dose_gy=rng.random(shape), backend="cpp"),
                   "BOOST": SimpleNamespace(beams=beams, dose_gy=rng.random(shape), backend="cpp")}
     settings = se.ComparisonSettings()
-    comparison = SimpleNamespace(
+    schedules = {"CRT": se.plan.crt_schedule(20), "SFRT": se.plan.sfrt_schedule(20, 4, 12.0, "integrated", 3.0)}
+    comparison = SimpleNamespace(schedules=schedules,
         prepared=SimpleNamespace(patient=patient, settings=settings, vertices=vertices, components=components),
         physical_gy={"CRT": 60 * rng.random(shape), "SFRT": 100 * rng.random(shape)},
         eqd2_gy={"CRT": 70 * rng.random(shape), "SFRT": 180 * rng.random(shape)},
@@ -42,7 +43,8 @@ def test_export_comparison_writes_every_file(small_run, tmp_path):
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
     assert names == ["CT", "RTDOSE_CRT_EQD2.dcm", "RTDOSE_CRT_PHYSICAL.dcm", "RTDOSE_SFRT_EQD2.dcm",
-                     "RTDOSE_SFRT_PHYSICAL.dcm", "RTSTRUCT_lattice.dcm", "results.h5"]
+                     "RTDOSE_SFRT_PHYSICAL.dcm", "RTPLAN_BOOST.dcm", "RTPLAN_CRT.dcm", "RTSTRUCT_lattice.dcm",
+                     "results.h5"]
     assert len(written["rtdose"]) == 4 and len(written["ct"]) == small_run.prepared.patient.grid.shape_zyx[0]
     eqd2 = pydicom.dcmread(out / "RTDOSE_SFRT_EQD2.dcm")
     assert eqd2.DoseType == "EFFECTIVE"
@@ -56,6 +58,16 @@ def test_export_comparison_writes_every_file(small_run, tmp_path):
     frames = {pydicom.dcmread(p).FrameOfReferenceUID for p in out.glob("RTDOSE_*.dcm")}
     assert frames == {rs.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID,
                       pydicom.dcmread(written["ct"][0]).FrameOfReferenceUID}
+    crt, boost = (pydicom.dcmread(out / f"RTPLAN_{n}.dcm") for n in ("CRT", "BOOST"))
+    assert crt.FractionGroupSequence[0].NumberOfFractionsPlanned == 20
+    assert boost.FractionGroupSequence[0].NumberOfFractionsPlanned == 4
+    # the boost plan delivers the SFRT schedule's boost weight per vertex session: 12 - 3 = 9 x the unit beams
+    assert float(boost.FractionGroupSequence[0].ReferencedBeamSequence[0].BeamMeterset) == pytest.approx(
+        9.0 * float(crt.FractionGroupSequence[0].ReferencedBeamSequence[0].BeamMeterset), rel=1e-9)
+    refs = {kind: [r.ReferencedSOPInstanceUID for r in pydicom.dcmread(out / f"RTDOSE_{kind}.dcm")
+                   .ReferencedRTPlanSequence] for kind in ("CRT_PHYSICAL", "SFRT_EQD2")}
+    assert refs == {"CRT_PHYSICAL": [crt.SOPInstanceUID], "SFRT_EQD2": [crt.SOPInstanceUID, boost.SOPInstanceUID]}
+    assert crt.FrameOfReferenceUID == pydicom.dcmread(written["ct"][0]).FrameOfReferenceUID
     res = io.load(out / "results.h5")
     assert list(res.doses) == ["CRT", "SFRT"] and list(res.unit_doses) == ["CRT", "BOOST"]
     assert np.array_equal(res.eqd2["SFRT"], small_run.eqd2_gy["SFRT"])

@@ -278,7 +278,7 @@ def test_bad_input_is_refused_with_clear_errors():
         dose_operator(beams, p, backend="fortran")
 
 
-@pytest.mark.parametrize("case", ["heterogeneous", "arc"])
+@pytest.mark.parametrize("case", ["heterogeneous", "arc", "proton"])
 def test_cpp_stored_factors_change_nothing(case, monkeypatch):
     """The cpp engine stores per-point factors within a memory budget; without them (budget 0) it evaluates
     the physics headers at every call. Both give the same dose bits and the same gradient (to summation order)."""

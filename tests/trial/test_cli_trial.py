@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sfrt_engine.cli import main
+from sfrt_engine.errors import OutputError
 from sfrt_engine.trial.example import N_PATIENTS, generate_cohort
 
 
@@ -54,8 +55,8 @@ def test_example_then_response_writes_the_report(tmp_path, capsys):
             "dose_response.csv", "endpoints.json", "waterfall.png", "spider.png", "km.png", "dose_response.png",
             "manifest.json"} <= names
     manifest = json.loads((out / "manifest.json").read_text())["files"]
-    for name, digest in manifest.items():
-        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    for entry in manifest:
+        assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
     endpoints = json.loads((out / "endpoints.json").read_text())
     best = [r for r in endpoints["orr"] if r["criterion"] == "recist" and r["timepoint"] == "best"]
     assert sum(r["n"] for r in best) == 106
@@ -107,3 +108,9 @@ def test_result_folder_is_replaced_as_a_whole(tmp_path):
         (tmp / "b.csv").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["b.csv", "manifest.json"]   # nothing of the old set left
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(OutputError, match="not an sfrt result set"), atomic_folder(mine):
+        pass  # a folder of the user's own is never replaced
+    assert (mine / "thesis.tex").read_text() == "mine"

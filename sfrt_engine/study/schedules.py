@@ -1,4 +1,4 @@
-"""Dose-escalation studies: many schedules from one set of unit doses.
+"""Schedule grids: many schedules from one set of unit doses.
 
 Dose is linear in the component weights, so :func:`evaluate_schedules` computes the
 CRT and BOOST unit doses once (or reuses a :class:`~sfrt_engine.compare.Prepared`)
@@ -19,14 +19,14 @@ import csv
 import itertools
 from pathlib import Path
 
-from ._files import atomic_path
-from .biology import alpha_beta_map
-from .compare import ComparisonSettings, Prepared, arm_schedule, evaluate_arm, prepare
-from .errors import PlanError
-from .patient import Patient
-from .plan.schedule import SESSIONS_PER_WEEK
+from .._files import atomic_path
+from ..biology import alpha_beta_map
+from ..compare import ComparisonSettings, Prepared, arm_schedule, evaluate_arm, prepare
+from ..errors import PlanError
+from ..patient import Patient
+from ..plan.schedule import SESSIONS_PER_WEEK, sfrt_schedule
 
-__all__ = ["evaluate_schedules", "save_csv", "ROW_STRUCTURES"]
+__all__ = ["ROW_STRUCTURES", "evaluate_schedules", "save_csv"]
 
 #: Structures whose statistics go into each row.
 ROW_STRUCTURES = ("GTV", "VERTICES", "VALLEY", "PTV", "FEMUR", "SKIN", "NORMAL_TISSUE")
@@ -89,16 +89,19 @@ def evaluate_schedules(prepared: Prepared | None = None, *, patient: Patient | N
         with the grid parameters, the SFRT metrics (physical and EQD2) and per-structure
         mean/D95/D2/max of physical dose and EQD2, all cumulative over the arm.
     """
+    axes = [_as_list(a) for a in (vertex_dose_gy, vertex_sessions, crt_fractions, boost_mode, alpha_beta_gy)]
+    fitting = [(m, n) for m in axes[1] for n in axes[2] if SESSIONS_PER_WEEK * (int(m) - 1) < int(n)]
+    if not fitting:
+        # no schedule of the protocol in the grid: the schedule builder names the first combination and the fix
+        sfrt_schedule(axes[2][0], axes[1][0], axes[0][0], axes[3][0], crt_vertex_mean_gy=0.0)
     if prepared is None:
-        from .phantoms import sarcoma_thigh
+        from ..phantoms import sarcoma_thigh
 
         prepared = prepare(patient if patient is not None else sarcoma_thigh(), settings or ComparisonSettings())
     rows: list[dict] = []
     ab_maps: dict[str, object] = {}
     entries: dict[tuple, dict] = {}
-    for dv, m, n, mode, ab in itertools.product(_as_list(vertex_dose_gy), _as_list(vertex_sessions),
-                                               _as_list(crt_fractions), _as_list(boost_mode),
-                                               _as_list(alpha_beta_gy)):
+    for dv, m, n, mode, ab in itertools.product(*axes):
         if SESSIONS_PER_WEEK * (int(m) - 1) >= int(n):
             continue  # week m never starts: not a schedule of the protocol
         label = _ab_label(ab)
