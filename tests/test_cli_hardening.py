@@ -22,7 +22,7 @@ import sfrt_engine as se
 from sfrt_engine.cli import SUBCOMMANDS, main
 from sfrt_engine.io.result_set import read_manifest, verify
 
-FAST = ["--spacing", "5", "--backend", "cpp"]
+FAST = ["--spacing", "5", "--backend", "cpp", "--optimiser-iterations", "3"]
 
 
 @pytest.fixture(scope="module", autouse=True)

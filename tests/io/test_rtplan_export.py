@@ -24,7 +24,8 @@ def test_exported_plans_recompute_the_components(technique, tmp_path):
     beamlet maps leave out; the PTV mean agrees within 0.5 %. BOOST: written and referenced (its 2.5 mm
     beamlet rows are averaged over the 5 mm leaf pairs, see test_deliverable_boost_recomputes_within_1_percent)."""
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
-    settings = se.ComparisonSettings(technique=technique, crt_fractions=15, vertex_sessions=3, backend="cpp")
+    settings = se.ComparisonSettings(technique=technique, crt_fractions=15, vertex_sessions=3, backend="cpp",
+                                     optimiser_iterations=3)
     result = se.run_comparison(patient, settings)
     written = io.export_comparison(tmp_path, result)
     assert sorted(p.name for p in written["rtplan"]) == ["RTPLAN_BOOST.dcm", "RTPLAN_CRT.dcm"]
