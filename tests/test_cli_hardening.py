@@ -22,7 +22,8 @@ import sfrt_engine as se
 from sfrt_engine.cli import SUBCOMMANDS, main
 from sfrt_engine.io.result_set import read_manifest, verify
 
-FAST = ["--spacing", "5", "--backend", "cpp", "--optimiser-iterations", "3"]
+FAST = ["--spacing", "5", "--backend", "cpp"]
+COMPARE_FAST = [*FAST, "--optimiser-iterations", "3"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -186,7 +187,7 @@ def test_verbose_logs_stages_with_times_and_log_file_gets_the_same(tmp_path, cap
 
 def test_off_protocol_and_lattice_options(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["compare", *FAST, "--out", str(out), "-q", "--plots", "none", "--off-protocol", "--vertex-dose", "18",
+    code = main(["compare", *COMPARE_FAST, "--out", str(out), "-q", "--plots", "none", "--off-protocol", "--vertex-dose", "18",
                  "--crt-fractions", "10", "--vertex-sessions", "2", "--vertex-diameter", "12", "--vertex-spacing", "27",
                  "--gtv-margin", "4", "--oar-margin", "8"])
     captured = capsys.readouterr()
@@ -206,7 +207,7 @@ def test_off_protocol_and_lattice_options(tmp_path, capsys):
 
 def _sfrt(out: Path, *extra: str) -> subprocess.Popen:
     code = "import sys; from sfrt_engine.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, "compare", *FAST, "-q", "--out", str(out), *extra],
+    return subprocess.Popen([sys.executable, "-c", code, "compare", *COMPARE_FAST, "-q", "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -254,7 +255,7 @@ def test_ctrl_c_leaves_the_previous_set_or_nothing(tmp_path, tmp_path_factory):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no folder at all, no lock, no partial
 
     out = tmp_path / "out"
-    assert main(["compare", *FAST, "-q", "--out", str(out), "--vertex-dose", "8", "--plots", "none"]) == 0
+    assert main(["compare", *COMPARE_FAST, "-q", "--out", str(out), "--vertex-dose", "8", "--plots", "none"]) == 0
     before = _snapshot(out)
     backup = tmp_path_factory.mktemp("backup") / "out"
     shutil.copytree(out, backup)
