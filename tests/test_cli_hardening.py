@@ -187,7 +187,8 @@ def test_verbose_logs_stages_with_times_and_log_file_gets_the_same(tmp_path, cap
 
 def test_off_protocol_and_lattice_options(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["compare", *COMPARE_FAST, "--out", str(out), "-q", "--plots", "none", "--off-protocol", "--vertex-dose", "18",
+    code = main(["compare", *COMPARE_FAST, "--out", str(out), "-q", "--plots", "none", "--off-protocol",
+                 "--vertex-dose", "18",
                  "--crt-fractions", "10", "--vertex-sessions", "2", "--vertex-diameter", "12", "--vertex-spacing", "27",
                  "--gtv-margin", "4", "--oar-margin", "8"])
     captured = capsys.readouterr()
