@@ -64,7 +64,8 @@ def test_deliverable_boost_recomputes_the_engine_dose(kind, tmp_path):
     for machine, tol in ((_machine_without_transmission(tmp_path), 0.01), ("photon_6mv", 0.03)):
         technique = ImrtTechnique(machine_name=machine, boost_beamlet_mm=5.0) if kind == "imrt" else \
             VmatTechnique(machine_name=machine, boost_leaf_width_mm=5.0, spacing_deg=12.0)
-        beams = technique.boost_beams(patient, vertices)
+        iso = tuple(vertices.centers_xyz_mm.mean(axis=0))
+        beams = technique.boost_beams(patient, vertices.mask, isocenter_xyz_mm=iso)
         path = write_rtplan(tmp_path / "RP.dcm", beams, patient, plan_label="BOOST", fractions=3)
         d_engine = se.compute_dose(beams, patient, backend="cpp").gy
         d_plan = se.compute_dose(read_rtplan(path, patient, machine=machine).all_beams(), patient, backend="cpp").gy
