@@ -173,13 +173,14 @@ def _plots(results: dict, idds: dict, planes: dict) -> list[str]:
         for ax, data, title in ((axes[0], mc, "MCsquare"), (axes[1], ours, "engine")):
             im = ax.imshow(data, origin="lower", extent=extent, aspect="auto", vmin=0, vmax=vmax, cmap="viridis")
             ax.axvline(0.0, color="w", lw=0.8, ls=":")
-            ax.set_title(f"{title}: 150 MeV field, bone slab at x < 0 (40-60 mm deep)")
+            ax.set_title(f"{title}: 150 MeV, bone 40-60 mm deep at x < 0", fontsize=10)
             ax.set_xlabel("x [mm] (bone at x < 0)")
             ax.set_ylabel("depth [mm]")
         fig.colorbar(im, ax=axes[:2], label="dose / entrance dose")
         diff = axes[2].imshow(ours - mc, origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
                               vmin=-0.3, vmax=0.3)
-        axes[2].set_title("engine - MCsquare (of the entrance dose)")
+        axes[2].set_title("engine - MCsquare [entrance dose]\n(in the bone: dose to water vs dose to bone)",
+                          fontsize=10)
         axes[2].set_xlabel("x [mm]")
         fig.colorbar(diff, ax=axes[2])
         path = RESULTS / "proton_bone_edge.png"

@@ -1,17 +1,14 @@
 """``sfrt recompute``: a planning system's RT Plan recomputed on its CT, checked against its RT Dose by gamma.
 
 Everything is read and computed before anything is written: a plan, CT or dose that cannot
-be read leaves ``--out`` untouched. The files are first written to a folder beside ``--out``
-and then moved into it, each by an atomic rename.
+be read leaves ``--out`` untouched. The files are written as one result set
+(:mod:`sfrt_engine.io.result_set`: a temporary sibling folder with a manifest, swapped into place).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +97,13 @@ def recompute(dicom_folder, plan_path, rtdose_path=None, out=None, backend: str 
 
 
 def _write(out: Path, patient, plan, plan_gy, report, results, ref_gy, evaluated) -> list[str]:
+    """Write the RT Dose, the gamma map and the report as one result set (io.result_set)."""
     from ..io import write_rtdose
+    from ..io.result_set import ResultSet
     from ..verification import save_gamma_map
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with ResultSet(out, settings={"command": "recompute", "plan": report["plan"]["file"]}) as result_set:
+        tmp = result_set.path
         names = ["RTDOSE_recomputed.dcm"]
         write_rtdose(tmp / names[0], plan_gy, patient, dose_type="PHYSICAL",
                      description=f"sfrt-engine recomputation of RT Plan {plan.plan_label}",
@@ -116,15 +114,15 @@ def _write(out: Path, patient, plan, plan_gy, report, results, ref_gy, evaluated
                            title=f"RT Plan {plan.plan_label}: reference vs sfrt-engine")
         names.append("report.json")
         (tmp / names[-1]).write_text(json.dumps(dict(report, files=names), indent=2))
-        out.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return names
 
 
 def cmd_recompute(args: argparse.Namespace) -> int:
+    from ..io.result_set import check_destination
+    from ._common import check_backend
+
+    check_backend(args.backend)
+    check_destination(args.out)
     report = recompute(args.dicom, args.plan, args.rtdose, args.out, backend=args.backend,
                        gamma=[f"{d:g},{m:g}" for d, m in args.gamma or []], arc_spacing_deg=args.arc_spacing)
     plan = report["plan"]
@@ -148,7 +146,10 @@ def _gamma_arg(text: str) -> tuple[float, float]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("recompute", help="recompute a DICOM RT Plan on its CT and check it against its RT Dose")
+    from ._common import common_options
+
+    p = sub.add_parser("recompute", help="recompute a DICOM RT Plan on its CT and check it against its RT Dose",
+                       parents=[common_options()])
     p.add_argument("--dicom", required=True, help="folder with the CT series (and its RT Structure Set)")
     p.add_argument("--plan", required=True, help="RT Plan file (RP*.dcm)")
     p.add_argument("--rtdose", help="reference RT Dose of the plan: gamma and DVH differences against it")

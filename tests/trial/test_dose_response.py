@@ -99,11 +99,11 @@ def test_trial_package_imports_nothing_from_the_dose_engine():
 
     from sfrt_engine import trial
 
-    allowed = {"errors", "_files"}
+    allowed = {"errors", "_files", "io.result_set"}  # the last writes result folders; it knows nothing of dose
     for path in Path(trial.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level >= 2:
-                assert (node.module or "").split(".")[0] in allowed, f"{path.name} imports ..{node.module}"
+                assert (node.module or "") in allowed, f"{path.name} imports ..{node.module}"
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(n.startswith("sfrt_engine") for n in names), f"{path.name} imports {names}"
