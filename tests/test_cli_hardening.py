@@ -208,8 +208,9 @@ def test_off_protocol_and_lattice_options(tmp_path, capsys):
 
 def _sfrt(out: Path, *extra: str) -> subprocess.Popen:
     code = "import sys; from sfrt_engine.cli import main; sys.exit(main(sys.argv[1:]))"
+    # run outside the checkout, so that the installed package (with its compiled modules) is imported
     return subprocess.Popen([sys.executable, "-c", code, "compare", *COMPARE_FAST, "-q", "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:

@@ -85,15 +85,16 @@ def test_half_millimetre_phantom_is_estimated_honestly():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status")
-def test_estimate_bounds_the_measured_peak():
+def test_estimate_bounds_the_measured_peak(tmp_path):
     ok, reason = se.available_backends()["cpp"]
     if not ok:
         pytest.skip(f"cpp backend unavailable: {reason}")
     # VmHWM, the peak resident set of this process image (ru_maxrss would also count the forked parent)
     code = ("import re, tempfile; from sfrt_engine.cli import main; "
-            "main(['dose', '--spacing', '4', '--backend', 'cpp', '--out', tempfile.mkdtemp() + '/o']); "
+            "assert main(['dose', '--spacing', '4', '--backend', 'cpp', '--out', tempfile.mkdtemp() + '/o']) == 0; "
             "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # outside the checkout, so the installed package (with its compiled modules) is the one measured
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     measured = int(run.stdout.strip().splitlines()[-1]) * 1024
     estimate = estimate_peak_bytes(sarcoma_thigh_grid(4).size, 5, 0, "cpp", "dose")

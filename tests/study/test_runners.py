@@ -68,10 +68,6 @@ def test_gpu_jobs_go_only_to_workers_with_the_gpu_resource(tmp_path):
         assert "cuda" in summary.failures[0][1]
 
 
-def _worker_environment():
-    return os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("OMP_NUM_THREADS")
-
-
 @pytest.mark.slow
 def test_dask_local_gpu_cluster_has_one_worker_per_device(monkeypatch):
     from distributed import Client
@@ -83,4 +79,6 @@ def test_dask_local_gpu_cluster_has_one_worker_per_device(monkeypatch):
         info = c.scheduler_info()["workers"].values()
         assert sorted(w["resources"].get("GPU") for w in info) == [1, 1]
         assert all(w["nthreads"] == 1 for w in info)
-        assert sorted(c.run(_worker_environment).values()) == [("0", "4"), ("1", "4")]
+        # os.getenv travels to the worker processes by reference (a test-module function would not import there)
+        devices, threads = c.run(os.getenv, "CUDA_VISIBLE_DEVICES"), c.run(os.getenv, "OMP_NUM_THREADS")
+        assert sorted((devices[w], threads[w]) for w in devices) == [("0", "4"), ("1", "4")]

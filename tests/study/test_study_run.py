@@ -131,7 +131,8 @@ def test_killed_study_resumes_to_the_identical_table(local_run, tmp_path):
     path = _write(tmp_path)
     code = "import sys; from sfrt_engine.cli import main; sys.exit(main())"
     proc = subprocess.Popen([sys.executable, "-c", code, "study", "run", str(path), "--workers", "2", "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            cwd=tmp_path)  # outside the checkout: the installed package is imported
     resumed = load_study(path)
     keys = [job.key for job in resumed.jobs()]
     try:
