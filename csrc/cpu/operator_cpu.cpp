@@ -29,35 +29,29 @@ void geometry_cpu(const GridParams& g, const Beam& b, const float* table, const 
     }
 }
 
-/// Sum over the points of add(point m, thread arrays) with one set of n_out doubles per thread, then the
-/// threads' arrays added into out in thread order.
+/// Partial sums of the adjoint: a fixed number of chunks of points, whatever the thread count, so a
+/// result is bit-identical on 1, 2 or 16 threads (the study runners rely on it). 32 chunks keep 16
+/// threads busy; the memory is 32 arrays of n_out doubles.
+constexpr long long kReduceChunks = 32;
+
+/// Sum over the points of add(point m, chunk array) in kReduceChunks contiguous chunks (fewer for
+/// small n_points), each chunk's array filled by one thread, then the chunks' arrays added into out
+/// in chunk order.
 template <class Add>
-void reduce_by_thread(long long n_points, double* out, long long n_out, const Add& add) {
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    if (n_points < 256) threads = 1;
-    std::vector<std::vector<double>> partial(threads);
-    int used = 1;  // the team OpenMP actually gives (it may be smaller than asked)
-#pragma omp parallel num_threads(threads)
-    {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-#pragma omp single
-        used = team;
-        std::vector<double>& mine = partial[t];
+void reduce_by_chunk(long long n_points, double* out, long long n_out, const Add& add) {
+    const long long chunks = std::max<long long>(1, std::min<long long>(kReduceChunks, n_points / 256));
+    std::vector<std::vector<double>> partial((size_t)chunks);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long long c = 0; c < chunks; ++c) {
+        std::vector<double>& mine = partial[(size_t)c];
         mine.assign((size_t)n_out, 0.0);
-        const long long begin = n_points * t / team, end = n_points * (t + 1) / team;
+        const long long begin = n_points * c / chunks, end = n_points * (c + 1) / chunks;
         for (long long m = begin; m < end; ++m) add(m, mine.data());
     }
 #pragma omp parallel for schedule(static)
     for (long long e = 0; e < n_out; ++e) {
         double s = out[e];
-        for (int t = 0; t < used; ++t) s += partial[t][e];
+        for (long long c = 0; c < chunks; ++c) s += partial[(size_t)c][e];
         out[e] = s;
     }
 }
@@ -201,12 +195,12 @@ void photon_adjoint_cpu(const PhotonOperatorBeam& a, const double* r, double* gr
     if (c.fac != nullptr) {
         const PhotonBeamParams& b = a.params;
         const int nt = n_table_comps(b), nd = b.n_direct;
-        reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
+        reduce_by_chunk(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
             photon_cached_adjoint(b, c.fac + m * (b.ncomp + 1), c.base + m * nt, c.frac + m * 3 * nt,
                                   c.win + m * 4 * nd, c.pool + c.offset[m], r[a.at.hit[m]], mine, mine + n_w);
         });
     } else {
-        reduce_by_thread(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
+        reduce_by_chunk(a.at.n_hit, both.data(), n_w + n_table, [&](long long m, double* mine) {
             const double* p = a.at.geom + 4 * m;
             photon_bev_adjoint(a.params, a.tdd, a.comp_w, a.comp_s, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine,
                                mine + n_w);
@@ -219,14 +213,14 @@ void photon_adjoint_cpu(const PhotonOperatorBeam& a, const double* r, double* gr
 void proton_adjoint_cpu(const ProtonOperatorBeam& a, const double* r, double* grad_w, long long n_w) {
     const ProtonPointCache& c = a.cache;
     if (c.entry_offset != nullptr) {
-        reduce_by_thread(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
+        reduce_by_chunk(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
             const long long e = c.entry_offset[m];
             proton_cached_adjoint(a.layers, (int)(c.entry_offset[m + 1] - e), c.layer + e, c.q + e, c.win + 4 * e,
                                   c.pool + c.pool_offset[m], r[a.at.hit[m]], mine);
         });
         return;
     }
-    reduce_by_thread(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
+    reduce_by_chunk(a.at.n_hit, grad_w, n_w, [&](long long m, double* mine) {
         const double* p = a.at.geom + 4 * m;
         proton_bev_adjoint(a.params, a.layers, a.idd, a.sigma, p[0], p[1], p[2], p[3], r[a.at.hit[m]], mine);
     });

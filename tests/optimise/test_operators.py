@@ -294,3 +294,31 @@ def test_cpp_stored_factors_change_nothing(case, monkeypatch):
     np.testing.assert_array_equal(stored.forward(w), direct.forward(w))
     g_stored, g_direct = stored.adjoint(r), direct.adjoint(r)
     assert np.abs(g_stored - g_direct).max() <= 1e-12 * np.abs(g_direct).max()
+
+
+_ADJOINT_PROBE = """
+import sys, numpy as np, sfrt_engine as se
+from sfrt_engine.optimise import dose_operator
+p = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
+beams = se.plan.conformal_beams(p, "PTV", se.load_machine("photon_6mv"), gantry_deg=[0, 120, 240])
+op = dose_operator(beams, p, voxels=p.structures["BODY"], backend="cpp", mode="matrix-free")
+r = np.random.default_rng(1).random(op.forward(op.weights0).shape)
+np.save(sys.argv[1], op.adjoint(r))
+"""
+
+
+def test_cpp_adjoint_is_bit_identical_on_any_thread_count(tmp_path):
+    """The partial sums run over fixed chunks, so 1 and 2 threads give the same bits (study runners rely on it)."""
+    import subprocess
+    import sys
+
+    ok, reason = se.available_backends()["cpp"]
+    if not ok:
+        pytest.skip(f"cpp backend unavailable: {reason}")
+    results = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"adjoint_{threads}.npy"
+        subprocess.run([sys.executable, "-c", _ADJOINT_PROBE, str(path)], check=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "OMP_NUM_THREADS": threads})
+        results.append(np.load(path))
+    assert np.array_equal(results[0], results[1])

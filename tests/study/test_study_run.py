@@ -110,7 +110,11 @@ def test_rerun_computes_nothing_and_is_fast(local_run, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished study computed dose again")
 
-    monkeypatch.setattr(se.plan.components, "compute_dose", forbidden)
+    import sfrt_engine.components
+    import sfrt_engine.optimise.operators
+
+    monkeypatch.setattr(sfrt_engine.components, "compute_dose", forbidden)
+    monkeypatch.setattr(sfrt_engine.optimise.operators, "dose_operator", forbidden)
     start = time.perf_counter()
     again = run(load_study(study.path), SerialRunner(), progress=False)
     seconds = time.perf_counter() - start
