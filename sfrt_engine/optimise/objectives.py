@@ -34,6 +34,7 @@ unit: Gy, or a ratio for the valley) so an optimiser can name the goals it could
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ def _check_dose(obj, value, label: str = "dose_gy") -> None:
         raise PlanError(f"objective {obj.describe()}: {label}={value!r}, expected a finite dose >= 0 Gy")
 
 
-class Objective:
+class Objective(abc.ABC):
     """Base of the objectives: ``structures`` names, ``value_and_grad`` and ``shortfall``."""
 
     weight: float
@@ -83,12 +84,13 @@ class Objective:
     def value(self, *doses) -> float:
         return self.value_and_grad(*doses)[0]
 
+    @abc.abstractmethod
     def shortfall(self, *doses) -> float:
         """How far the goal is from met, in its own unit (<= 0 when met)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The goal in words, e.g. ``PTV D95% >= 3 Gy``."""
 
 
 def _pnorm_sq(x, xp):
