@@ -167,81 +167,72 @@ def _reference(obj, d, xp):
 
 
 @dataclass
-class SquaredUnderdose(Objective):
+class _SquaredToReference(Objective):
+    """``mean(e^2)`` of an error ``e`` of the dose against ``reference_gy`` (scalar or per voxel).
+
+    Subclasses give the error and the sign of ``de/dd``; the shortfall is the RMS error.
+    """
+
+    structure: str
+    reference_gy: object
+    weight: float = 1.0
+
+    _label = ""  # e.g. "squared underdose vs"
+
+    def __post_init__(self):
+        _check_weight(self)
+        if np.ndim(self.reference_gy) == 0:
+            _check_dose(self, self.reference_gy, "reference_gy")
+
+    @abc.abstractmethod
+    def _error(self, d, xp):
+        """(e, de/dd) for the voxel doses ``d``; de/dd is -1 or +1."""
+
+    def _f(self, d):
+        xp = array_module(d)
+        e, slope = self._error(d, xp)
+        return float(xp.mean(e * e)), (2.0 * slope * e / d.size,)
+
+    def shortfall(self, d) -> float:
+        xp = array_module(d)
+        e, _ = self._error(d, xp)
+        return float(xp.sqrt(xp.mean(e * e)))
+
+    def describe(self) -> str:
+        return f"{self.structure} {self._label} {_ref_text(self.reference_gy)}"
+
+
+@dataclass
+class SquaredUnderdose(_SquaredToReference):
     """``mean((r - d)+^2)``: penalise dose below the reference ``reference_gy`` (scalar or per voxel)."""
 
-    structure: str
-    reference_gy: object
-    weight: float = 1.0
+    _label = "squared underdose vs"
 
-    def __post_init__(self):
-        _check_weight(self)
-        if np.ndim(self.reference_gy) == 0:
-            _check_dose(self, self.reference_gy, "reference_gy")
-
-    def _f(self, d):
-        xp = array_module(d)
-        e = xp.maximum(_reference(self, d, xp) - d, 0.0)
-        return float(xp.mean(e * e)), (-2.0 * e / d.size,)
-
-    def shortfall(self, d) -> float:
-        xp = array_module(d)
-        return float(xp.sqrt(xp.mean(xp.maximum(_reference(self, d, xp) - d, 0.0) ** 2)))
-
-    def describe(self) -> str:
-        return f"{self.structure} squared underdose vs {_ref_text(self.reference_gy)}"
+    def _error(self, d, xp):
+        return xp.maximum(_reference(self, d, xp) - d, 0.0), -1.0
 
 
 @dataclass
-class SquaredOverdose(Objective):
+class SquaredOverdose(_SquaredToReference):
     """``mean((d - r)+^2)``: penalise dose above the reference ``reference_gy`` (scalar or per voxel)."""
 
-    structure: str
-    reference_gy: object
-    weight: float = 1.0
+    _label = "squared overdose vs"
 
-    def __post_init__(self):
-        _check_weight(self)
-        if np.ndim(self.reference_gy) == 0:
-            _check_dose(self, self.reference_gy, "reference_gy")
-
-    def _f(self, d):
-        xp = array_module(d)
-        e = xp.maximum(d - _reference(self, d, xp), 0.0)
-        return float(xp.mean(e * e)), (2.0 * e / d.size,)
-
-    def shortfall(self, d) -> float:
-        xp = array_module(d)
-        return float(xp.sqrt(xp.mean(xp.maximum(d - _reference(self, d, xp), 0.0) ** 2)))
-
-    def describe(self) -> str:
-        return f"{self.structure} squared overdose vs {_ref_text(self.reference_gy)}"
+    def _error(self, d, xp):
+        return xp.maximum(d - _reference(self, d, xp), 0.0), 1.0
 
 
 @dataclass
-class SquaredDeviation(Objective):
-    """``mean((d - r)^2)``: dose as close as possible to ``reference_gy`` (scalar or per voxel)."""
+class SquaredDeviation(_SquaredToReference):
+    """``mean((d - r)^2)``: dose as close as possible to ``reference_gy`` (scalar or per voxel).
 
-    structure: str
-    reference_gy: object
-    weight: float = 1.0
+    A least-squares goal has no threshold: its shortfall is the RMS deviation.
+    """
 
-    def __post_init__(self):
-        _check_weight(self)
-        if np.ndim(self.reference_gy) == 0:
-            _check_dose(self, self.reference_gy, "reference_gy")
+    _label = "squared deviation from"
 
-    def _f(self, d):
-        xp = array_module(d)
-        e = d - _reference(self, d, xp)
-        return float(xp.mean(e * e)), (2.0 * e / d.size,)
-
-    def shortfall(self, d) -> float:  # a least-squares goal has no threshold: report the RMS deviation
-        xp = array_module(d)
-        return float(xp.sqrt(xp.mean((d - _reference(self, d, xp)) ** 2)))
-
-    def describe(self) -> str:
-        return f"{self.structure} squared deviation from {_ref_text(self.reference_gy)}"
+    def _error(self, d, xp):
+        return d - _reference(self, d, xp), 1.0
 
 
 def _ref_text(r) -> str:
