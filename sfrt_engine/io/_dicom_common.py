@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DSfloat
 
 from ._atomic import atomic_output
 
-__all__ = ["identity", "new_dataset", "write_dataset", "ds", "lo", "CT_IMAGE_STORAGE", "RT_DOSE_STORAGE",
-           "RT_STRUCTURE_SET_STORAGE", "IDENTITY_KEYS"]
+__all__ = [
+    "CT_IMAGE_STORAGE",
+    "IDENTITY_KEYS",
+    "RT_DOSE_STORAGE",
+    "RT_STRUCTURE_SET_STORAGE",
+    "ds",
+    "fraction_group_sequence",
+    "identity",
+    "lo",
+    "new_dataset",
+    "set_plan_references",
+    "write_dataset",
+]
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -92,3 +104,38 @@ def write_dataset(dataset: FileDataset, path) -> Path:
     with atomic_output(path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)
     return path
+
+
+def set_plan_references(out, structure_set_uid) -> None:
+    """RT Plan and RT Ion Plan: the structure set the plan refers to (``RTPlanGeometry`` PATIENT), or none
+    (TREATMENT_DEVICE), and the one head-first-supine patient setup."""
+    if structure_set_uid:
+        out.RTPlanGeometry = "PATIENT"
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = RT_STRUCTURE_SET_STORAGE
+        ref.ReferencedSOPInstanceUID = str(structure_set_uid)
+        out.ReferencedStructureSetSequence = Sequence([ref])
+    else:
+        out.RTPlanGeometry = "TREATMENT_DEVICE"
+    setup = Dataset()
+    setup.PatientSetupNumber = 1
+    setup.PatientPosition = "HFS"
+    out.PatientSetupSequence = Sequence([setup])
+
+
+def fraction_group_sequence(fractions: int, beam_metersets) -> Sequence:
+    """The one fraction group of an RT Plan or RT Ion Plan: ``fractions`` planned, and per beam its
+    ``(number, meterset)`` (the meterset as it is to be written, e.g. a DS string)."""
+    refs = []
+    for number, meterset in beam_metersets:
+        ref = Dataset()
+        ref.ReferencedBeamNumber = number
+        ref.BeamMeterset = meterset
+        refs.append(ref)
+    group = Dataset()
+    group.FractionGroupNumber = 1
+    group.NumberOfFractionsPlanned = int(fractions)
+    group.NumberOfBeams = len(refs)
+    group.NumberOfBrachyApplicationSetups = 0
+    group.ReferencedBeamSequence = Sequence(refs)
+    return Sequence([group])

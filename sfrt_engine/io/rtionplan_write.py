@@ -25,7 +25,7 @@ from ..errors import PlanError
 from ..machines import ProtonMachine
 from ..patient import Patient
 from ..plan.protons import ProtonBeam
-from ._dicom_common import ds, identity, lo, new_dataset, write_dataset
+from ._dicom_common import ds, fraction_group_sequence, identity, lo, new_dataset, set_plan_references, write_dataset
 from .rtionplan_read import FWHM_PER_SIGMA, RT_ION_PLAN_STORAGE
 
 __all__ = ["write_rtionplan"]
@@ -182,34 +182,10 @@ def write_rtionplan(path, beams, patient: Patient, *, plan_label: str, fractions
     out.RTPlanDate = now.strftime("%Y%m%d")
     out.RTPlanTime = now.strftime("%H%M%S")
     out.OperatorsName = ""
-    structure_uid = structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID")
-    if structure_uid:
-        out.RTPlanGeometry = "PATIENT"
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
-        ref.ReferencedSOPInstanceUID = str(structure_uid)
-        out.ReferencedStructureSetSequence = Sequence([ref])
-    else:
-        out.RTPlanGeometry = "TREATMENT_DEVICE"
-    setup = Dataset()
-    setup.PatientSetupNumber = 1
-    setup.PatientPosition = "HFS"
-    out.PatientSetupSequence = Sequence([setup])
-    items, refs = [], []
-    for number, beam in enumerate(beams, start=1):
-        item, _ = _ion_beam(beam, number)
-        items.append(item)
-        ref = Dataset()
-        ref.ReferencedBeamNumber = number
-        ref.BeamMeterset = item.FinalCumulativeMetersetWeight
-        refs.append(ref)
-    group = Dataset()
-    group.FractionGroupNumber = 1
-    group.NumberOfFractionsPlanned = int(fractions)
-    group.NumberOfBeams = len(items)
-    group.NumberOfBrachyApplicationSetups = 0
-    group.ReferencedBeamSequence = Sequence(refs)
-    out.FractionGroupSequence = Sequence([group])
+    set_plan_references(out, structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID"))
+    items = [_ion_beam(beam, number)[0] for number, beam in enumerate(beams, start=1)]
+    out.FractionGroupSequence = fraction_group_sequence(
+        fractions, [(number, item.FinalCumulativeMetersetWeight) for number, item in enumerate(items, start=1)])
     out.IonBeamSequence = Sequence(items)
     out.ApprovalStatus = "UNAPPROVED"
     return write_dataset(out, path)

@@ -25,12 +25,11 @@ from ..errors import PlanError
 from ..patient import Patient
 from ..plan.delivery import BeamDelivery
 from ..plan.segments import beams_to_deliveries
-from ._dicom_common import ds, identity, lo, new_dataset, write_dataset
+from ._dicom_common import ds, fraction_group_sequence, identity, lo, new_dataset, set_plan_references, write_dataset
 from .rtplan_types import RT_PLAN_SOP_CLASS_UID
 
 __all__ = ["write_rtplan"]
 
-RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 _LEAF_JAW_POSITIONS = BaseTag(0x300A011C)
 
 
@@ -197,32 +196,8 @@ def write_rtplan(path, beams, patient: Patient, *, plan_label: str, fractions: i
     out.RTPlanDescription = str(description)
     out.RTPlanDate, out.RTPlanTime = out.InstanceCreationDate, out.InstanceCreationTime
     out.OperatorsName = ""
-    ss_uid = structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID")
-    if ss_uid:
-        out.RTPlanGeometry = "PATIENT"
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = RT_STRUCTURE_SET_STORAGE
-        ref.ReferencedSOPInstanceUID = ss_uid
-        out.ReferencedStructureSetSequence = Sequence([ref])
-    else:
-        out.RTPlanGeometry = "TREATMENT_DEVICE"
-    setup = Dataset()
-    setup.PatientSetupNumber = 1
-    setup.PatientPosition = "HFS"
-    out.PatientSetupSequence = Sequence([setup])
-    group = Dataset()
-    group.FractionGroupNumber = 1
-    group.NumberOfFractionsPlanned = int(fractions)
-    group.NumberOfBeams = len(deliveries)
-    group.NumberOfBrachyApplicationSetups = 0
-    refs = []
-    for d in deliveries:
-        r = Dataset()
-        r.ReferencedBeamNumber = d.number
-        r.BeamMeterset = ds(d.meterset_mu)
-        refs.append(r)
-    group.ReferencedBeamSequence = Sequence(refs)
-    out.FractionGroupSequence = Sequence([group])
+    set_plan_references(out, structure_set_uid or (ident.get("rtstruct") or {}).get("SOPInstanceUID"))
+    out.FractionGroupSequence = fraction_group_sequence(fractions, [(d.number, ds(d.meterset_mu)) for d in deliveries])
     out.BeamSequence = Sequence([_beam_dataset(d, x_jaws) for d in deliveries])
     out.ApprovalStatus = "UNAPPROVED"
     return write_dataset(out, path)
