@@ -7,7 +7,11 @@ Cases (DESIGN 6, the GPU verification issue):
 - slab256_9beam: a 256^3 slab phantom at 2 mm, 9 conformal beams;
 - vmat_180cp: one 180-control-point arc (2 degrees) on the sarcoma PTV;
 - impt_3field: 3-field IMPT plan on the sarcoma PTV (spots built once, on cpp);
-- compare: the full ``sfrt compare`` run (IMRT) on the backend.
+- compare: the full ``sfrt compare`` run (optimised IMRT) on the backend;
+- optimise_crt: a whole fluence optimisation of the default sarcoma CRT component (default goals,
+  60 L-BFGS-B iterations at most) through the matrix-free dose operators of the backend;
+- rtplan_recompute: the default 5-beam plan written as a DICOM RT Plan (MLC sequenced), read back and
+  recomputed (needs pydicom).
 
 Before timing, each backend's dose is compared with the NumPy reference on a small
 heterogeneous photon case and a small proton case (max |difference| / max dose). Each
@@ -80,8 +84,47 @@ def _cases(selected):
                                     stop_deg=179.0, spacing_deg=2.0)
         built["vmat_180cp"] = case_lib.Case("vmat_180cp", patient, list(arc))
     if "impt_3field" in selected:
-        built["impt_3field"] = case_lib.impt_3field()
+        available = se.available_backends()
+        builder = "cuda" if available["cuda"][0] else "cpp"
+        built["impt_3field"] = case_lib.impt_3field(backend=builder)
+    if "rtplan_recompute" in selected:
+        built["rtplan_recompute"] = _rtplan_case()
     return built
+
+
+def _rtplan_case():
+    """The default 5-beam plan through a DICOM RT Plan (write, sequence, read back)."""
+    import tempfile
+
+    case = case_lib.sarcoma_5beam()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = se.io.write_rtplan(Path(tmp) / "RP.dcm", case.beams, case.patient, plan_label="CRT", fractions=1)
+        data = se.io.read_rtplan(path, case.patient)
+    return case_lib.Case("rtplan_recompute", case.patient, list(data.beams))
+
+
+def _optimisation(names, iterations: int) -> list[dict]:
+    """A whole optimisation of the default CRT component per backend; objective checked against cpp's."""
+    from sfrt_engine.components import optimise_beams
+    from sfrt_engine.optimise import default_goals
+
+    case = case_lib.sarcoma_5beam()
+    objectives = default_goals().objectives("crt", 3.0)
+    rows = []
+    for n in names:
+        _, rec = optimise_beams(case.beams, case.patient, objectives, backend=n, max_iterations=iterations)
+        rows.append({"case": "optimise_crt_sarcoma_2.5mm", "backend": n, "seconds": rec["seconds"],
+                     "setup_seconds": rec["setup_seconds"], "iterations": rec["iterations"],
+                     "evaluations": rec["evaluations"], "initial_objective": rec["initial_objective"],
+                     "final_objective": rec["final_objective"],
+                     "seconds_per_evaluation": (rec["seconds"] - rec["setup_seconds"]) / max(rec["evaluations"], 1)})
+        print("BENCH " + json.dumps(rows[-1]), flush=True)
+    base = next((r for r in rows if r["backend"] == "cpp"), None)
+    for r in rows:
+        if base:
+            r["cpp_over_this"] = base["seconds"] / r["seconds"]
+            r["final_objective_rel_to_cpp"] = (r["final_objective"] - base["final_objective"]) / base["final_objective"]
+    return rows
 
 
 def _describe(case) -> dict:
@@ -95,7 +138,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=["cuda", "cupy", "cpp"])
     parser.add_argument("--cases", nargs="+",
-                        default=["sarcoma_5beam", "slab256_9beam", "vmat_180cp", "impt_3field", "compare"])
+                        default=["sarcoma_5beam", "slab256_9beam", "vmat_180cp", "impt_3field", "rtplan_recompute",
+                                 "optimise_crt", "compare"])
+    parser.add_argument("--optimiser-iterations", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
@@ -115,10 +160,20 @@ def main(argv=None) -> int:
         "backend_info": {n: {k: str(v) for k, v in se.get_backend(n).describe().items()} for n in names},
     }
     print(f"device: {device}; backends: {', '.join(names)}; unavailable: {skipped or 'none'}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     record["parity"] = _parity(names)
     print("parity:", json.dumps(record["parity"]), flush=True)
-    timings = []
+    timings = record["timings"] = []
+
+    def save():  # after every case, so a run cut short still leaves what it measured
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(out)
+
+    save()
     for case in _cases(args.cases).values():
+        print(f"case {case.name}", flush=True)
         desc = _describe(case)
         times = {}
         for n in names:
@@ -128,6 +183,10 @@ def main(argv=None) -> int:
             row = dict(desc, backend=n, seconds=t, cpp_over_this=times["cpp"] / t if "cpp" in times else None)
             timings.append(row)
             print("BENCH " + json.dumps(row), flush=True)
+        save()
+    if "optimise_crt" in args.cases:
+        timings.extend(_optimisation(names, args.optimiser_iterations))
+        save()
     if "compare" in args.cases:
         for n in names:
             start = time.perf_counter()
@@ -140,10 +199,7 @@ def main(argv=None) -> int:
         for r in timings:
             if r["case"] == "sfrt_compare_default" and base:
                 r["cpp_over_this"] = base / r["seconds"]
-    record["timings"] = timings
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
+    save()
     print(f"wrote {out}")
     return 0 if all(p.get("pass", False) for p in record["parity"].values()) else 1
 
