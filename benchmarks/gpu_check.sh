@@ -53,7 +53,7 @@ python3 -c "import xdist" 2>/dev/null && parallel=(-n "${SFRT_GPU_CHECK_WORKERS:
 cd /tmp
 # numpy and cupy on the device may be newer than CI's: their deprecation warnings are reported, not errors
 SFRT_REQUIRE_CUDA=1 timeout "${SFRT_GPU_CHECK_TEST_TIMEOUT:-180}" python3 -m pytest "$root/tests" -q -p no:cacheprovider \
-  "${select[@]}" "${parallel[@]}" -W default::DeprecationWarning -W default::FutureWarning \
+  "${select[@]}" "${parallel[@]}" -p no:benchmark -W default::DeprecationWarning -W default::FutureWarning \
   --junitxml="$out_dir/gpu-tests.xml" -o addopts="--strict-markers --import-mode=importlib" 2>&1 \
   | tee "$out_dir/gpu-tests.log" | tail -40
 tests_rc=${PIPESTATUS[0]}

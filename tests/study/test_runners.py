@@ -51,7 +51,7 @@ def test_one_worker_per_gpu_each_seeing_its_own_device(monkeypatch):
 
 @pytest.mark.slow
 def test_gpu_jobs_go_only_to_workers_with_the_gpu_resource(tmp_path):
-    from distributed import LocalCluster
+    LocalCluster = pytest.importorskip("distributed", reason="Dask is the optional extra [dask]").LocalCluster
 
     path = tmp_path / "s.toml"
     path.write_text(STUDY.format(backend="cuda"))
@@ -70,7 +70,7 @@ def test_gpu_jobs_go_only_to_workers_with_the_gpu_resource(tmp_path):
 
 @pytest.mark.slow
 def test_dask_local_gpu_cluster_has_one_worker_per_device(monkeypatch):
-    from distributed import Client
+    Client = pytest.importorskip("distributed", reason="Dask is the optional extra [dask]").Client
 
     monkeypatch.setattr(runners, "physical_cores", lambda: 8)
     monkeypatch.setattr(runners, "gpu_devices", lambda backend: [0, 1] if backend == "cuda" else [])
