@@ -112,6 +112,7 @@ def _optimisation(names, iterations: int) -> list[dict]:
     objectives = default_goals().objectives("crt", 3.0)
     rows = []
     for n in names:
+        optimise_beams(case.beams, case.patient, objectives, backend=n, max_iterations=2)  # warm-up (JIT, caches)
         _, rec = optimise_beams(case.beams, case.patient, objectives, backend=n, max_iterations=iterations)
         rows.append({"case": "optimise_crt_sarcoma_2.5mm", "backend": n, "seconds": rec["seconds"],
                      "setup_seconds": rec["setup_seconds"], "iterations": rec["iterations"],
@@ -188,6 +189,8 @@ def main(argv=None) -> int:
         timings.extend(_optimisation(names, args.optimiser_iterations))
         save()
     if "compare" in args.cases:
+        for n in names:  # warm-up on a coarse grid: module loads, NVRTC and cupy's own kernels
+            se.run_comparison(se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0), se.ComparisonSettings(backend=n))
         for n in names:
             start = time.perf_counter()
             se.run_comparison(se.phantoms.sarcoma_thigh(), se.ComparisonSettings(backend=n))

@@ -22,28 +22,8 @@ out_dir=${OUT:-$root/benchmarks/results}
 mkdir -p "$out_dir" benchmarks/results
 log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  log "installing carried wheels"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-
-arch=90
-if command -v nvidia-smi >/dev/null 2>&1; then
-  cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
-  [ -n "$cc" ] && arch=$cc
-  device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9_.-')
-else
-  device=cpu
-fi
-date_tag=$(date +%Y-%m-%d)
+source benchmarks/gpu_build.sh || exit 1
 json="benchmarks/results/gpu-${device}-${date_tag}.json"
-log "device ${device}, building for sm_${arch}"
-
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-SFRT_CUDA=ON SFRT_CUDA_ARCHITECTURES="${arch}" python3 -m pip install --no-build-isolation --no-deps -q \
-  -Cbuild-dir=build/gpu -Ccmake.define.SFRT_CUDA_ARCHITECTURES="${arch}" . 2>&1 | tail -5 || exit 1
-(cd /tmp && python3 -c "import sfrt_engine as se; print(se.available_backends())")
 
 log "tests with GPU backends required"
 select=(-k "cuda or cupy or gpu")
