@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import PlanError
 from .grid import Grid
-from .kernels import get_backend, prepare_photon_tasks
+from .kernels import geometry_cache, get_backend, prepare_photon_tasks
 from .kernels._proton_task import prepare_proton_tasks
 from .patient import Patient
 from .plan.beam import Beam
@@ -80,12 +80,22 @@ def compute_dose(beams: Beam | ProtonBeam | Iterable, patient: Patient, backend:
         raise TypeError(f"patient must be a sfrt_engine.Patient, got {type(patient).__name__}")
     engine = get_backend(backend)
     start = time.perf_counter()
-    gy = np.zeros(patient.grid.shape_zyx)
+    gy = None
     photon_tasks = prepare_photon_tasks([b for b in beams if isinstance(b, Beam)], patient.grid)
     if photon_tasks:
-        gy += np.asarray(engine.photon_dose(patient.density(), patient.grid, photon_tasks), dtype=np.float64)
+        density = geometry_cache.density_for(patient, patient.calibration, patient.density,
+                                             getattr(engine, "dtype", np.float64))
+        gy = np.array(engine.photon_dose(density, patient.grid, photon_tasks), dtype=np.float64)
     proton_tasks = prepare_proton_tasks([b for b in beams if isinstance(b, ProtonBeam)], patient.grid)
     if proton_tasks:
-        gy += np.asarray(engine.proton_dose(patient.stopping_power(), patient.grid, proton_tasks), dtype=np.float64)
+        stopping_power = geometry_cache.density_for(patient, patient.stopping_power_calibration,
+                                                    patient.stopping_power, getattr(engine, "dtype", np.float64))
+        proton_gy = np.asarray(engine.proton_dose(stopping_power, patient.grid, proton_tasks), dtype=np.float64)
+        if gy is None:
+            gy = np.array(proton_gy)
+        else:
+            gy += proton_gy
+    if gy is None:
+        gy = np.zeros(patient.grid.shape_zyx)
     return Dose(gy=gy, grid=patient.grid, backend=engine.name, seconds=time.perf_counter() - start,
                 beams=tuple(b.name for b in beams))

@@ -42,6 +42,7 @@ from scipy.special import erf
 
 from ..errors import PlanError
 from ..grid import Grid
+from . import geometry_cache
 
 __all__ = ["BeamLatticeTask", "PhotonBeamTask", "ScatterTable", "prepare_photon_tasks", "scatter_table", "pack_grid",
            "CUTOFF_SIGMA", "MIN_SOURCE_DISTANCE_MM", "MAX_BEAMLETS_1D", "GRID_PACK_SIZE", "BEAM_PACK_SIZE",
@@ -217,6 +218,21 @@ def _erf_profiles(nodes: np.ndarray, edges: np.ndarray, sigmas: np.ndarray) -> n
     return 0.5 * (e[:, :, :-1] - e[:, :, 1:])
 
 
+def _profiles(h: float, i0: int, i1: int, edge0_mm: float, edge_step_mm: float, n_beamlets: int, s0_mm: float,
+              log_ratio: float, n_levels: int) -> np.ndarray:
+    """Erf profiles of table nodes ``h * (i0 .. i1)`` against beamlet edges ``edge0 + step * (0 .. n_beamlets)``
+    and sigmas ``s0 exp(log_ratio * (0 .. n_levels - 1))``: (n_levels, nodes, n_beamlets), from the geometry
+    cache (built from the same scalars on a miss, so a hit is bit-identical)."""
+    def make():
+        nodes = h * np.arange(i0, i1 + 1)
+        edges = edge0_mm + edge_step_mm * np.arange(n_beamlets + 1)
+        return _erf_profiles(nodes, edges, s0_mm * np.exp(log_ratio * np.arange(n_levels)))
+
+    key = (float(h), int(i0), int(i1), float(edge0_mm), float(edge_step_mm), int(n_beamlets), float(s0_mm),
+           float(log_ratio), int(n_levels))
+    return geometry_cache.profiles(key, make)
+
+
 def scatter_table(task: PhotonBeamTask) -> ScatterTable | None:
     """The scatter table of a task (module docstring, :class:`ScatterTable`), or None.
 
@@ -256,11 +272,8 @@ def scatter_table(task: PhotonBeamTask) -> ScatterTable | None:
     u = h * np.arange(iu0, iu1 + 1)
     v = h * np.arange(iv0, iv1 + 1)
     nv_b, nu_b = task.weights_mu.shape
-    edges_u = task.edge_u0_mm + task.beamlet_du_mm * np.arange(nu_b + 1)
-    edges_v = task.edge_v0_mm + task.beamlet_dv_mm * np.arange(nv_b + 1)
-    sigmas = s0 * np.exp(log_ratio * np.arange(n_levels))
-    pu = _erf_profiles(u, edges_u, sigmas)  # (L, nu, nbu)
-    pv = _erf_profiles(v, edges_v, sigmas)  # (L, nv, nbv)
+    pu = _profiles(h, iu0, iu1, task.edge_u0_mm, task.beamlet_du_mm, nu_b, s0, log_ratio, n_levels)  # (L, nu, nbu)
+    pv = _profiles(h, iv0, iv1, task.edge_v0_mm, task.beamlet_dv_mm, nv_b, s0, log_ratio, n_levels)  # (L, nv, nbv)
     values = np.matmul(np.matmul(pv, np.asarray(task.weights_mu, dtype=np.float64)), pu.transpose(0, 2, 1))
     values.flags.writeable = False
     return ScatterTable(n_direct=n_direct, u0_mm=float(u[0]), du_mm=h, nu=u.size, v0_mm=float(v[0]), dv_mm=h,
