@@ -8,7 +8,8 @@
 #      SFRT_GPU_CHECK_ALL_TESTS=1 runs the whole suite instead;
 #   4. run the GPU benchmarks and parity record (benchmarks/gpu_bench.py: dose cases, RT Plan
 #      recompute, a whole optimisation, the full sfrt compare), and the dose operators' forward +
-#      adjoint iteration (benchmarks/compare_backends.py --cases op-sarcoma op-water100).
+#      adjoint iteration (benchmarks/compare_backends.py --cases op-sarcoma op-water100);
+#   5. sweep the launch shape of the dose kernels (benchmarks/gpu_profile.py --sweep; SFRT_GPU_CHECK_SWEEP=0 skips).
 # Every step has its own time limit, and the logs go to $OUT as they are written, so a run cut short
 # still brings back what it did.
 # Results: benchmarks/results/gpu-<device>-<date>.json (and copies under $OUT when set).
@@ -51,6 +52,13 @@ PYTHONUNBUFFERED=1 timeout 90 python3 benchmarks/compare_backends.py --cases op-
   --json-out "benchmarks/results/gpu-operators-${device}-${date_tag}.json" 2>&1 | grep -v '^BENCH' | tail -20
 [ "${PIPESTATUS[0]}" = 0 ] || bench_rc=1
 [ "$out_dir" != "$root/benchmarks/results" ] && cp "benchmarks/results/gpu-operators-${device}-${date_tag}.json" "$out_dir/"
+if [ "${SFRT_GPU_CHECK_SWEEP:-1}" = 1 ]; then
+  log "launch-shape sweep (csrc/README.md, Launch configuration)"
+  for b in cuda cupy; do
+    PYTHONUNBUFFERED=1 timeout 120 python3 benchmarks/gpu_profile.py --backend "$b" --sweep \
+      --cases sarcoma_5beam slab256_9beam vmat_36cp impt_3field 2>&1 | grep SWEEP
+  done | tee "$out_dir/gpu-sweep.log"
+fi
 [ -f "$json" ] && python3 - "$json" "$tests_rc" <<'PY'
 import json, sys
 path, rc = sys.argv[1], int(sys.argv[2])

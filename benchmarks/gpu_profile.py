@@ -50,7 +50,7 @@ BUILDERS = {
 
 def _call(name: str, case, backend: str):
     if name != "op_sarcoma":
-        return lambda: se.compute_dose(case.beams, case.patient, backend=backend)
+        return lambda: se.compute_dose(case.beams, case.patient, backend=backend).gy
     from sfrt_engine.optimise import dose_operator
 
     op = dose_operator(case.beams, case.patient, voxels=case_lib.operator_voxels(case), backend=backend,
@@ -64,12 +64,50 @@ def _call(name: str, case, backend: str):
     return once
 
 
+#: Launch shapes tried by --sweep: (SFRT_CUDA_BLOCK_THREADS, SFRT_CUDA_WAVES); (256, 1) is the default.
+SWEEP = [(256, 1), (128, 1), (128, 4), (128, 0), (256, 0), (64, 0), (512, 0)]
+
+
+def sweep(args) -> int:
+    """Best-of-``repeat`` wall time of each case (geometry cache warm) under each launch shape, one JSON line each;
+    the dose must be bit-identical under every shape."""
+    import json
+    import os
+
+    for name in args.cases:
+        case = case_lib.impt_3field(backend=args.backend) if name == "impt_3field" else BUILDERS[name]()
+        fn = _call(name, case, args.backend)
+        reference = None
+        for threads, waves in SWEEP:
+            os.environ["SFRT_CUDA_BLOCK_THREADS"], os.environ["SFRT_CUDA_WAVES"] = str(threads), str(waves)
+            out = fn()
+            best = np.inf
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - start)
+            same = None
+            if out is not None:
+                reference = out if reference is None else reference
+                same = bool(np.array_equal(out, reference))
+            print("SWEEP " + json.dumps({"case": name, "backend": args.backend, "threads": threads, "waves": waves,
+                                         "seconds": round(best, 5), "bit_identical_to_first": same}), flush=True)
+    os.environ.pop("SFRT_CUDA_BLOCK_THREADS", None)
+    os.environ.pop("SFRT_CUDA_WAVES", None)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="cuda")
     parser.add_argument("--cases", nargs="+", default=list(BUILDERS))
     parser.add_argument("--host-profile", action="store_true", help="print the cProfile of one warm call per case")
+    parser.add_argument("--sweep", action="store_true",
+                        help="time each case under each launch shape of SWEEP (threads per block, waves) instead")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.sweep:
+        return sweep(args)
     gpu = args.backend in ("cuda", "cupy")
     if gpu:
         import cupy as cp

@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -140,21 +142,51 @@ void gather_floats(const ProtonBeamHost& beam, std::vector<float>& out) {
     std::memcpy(out.data() + nw + nt, beam.sigma, nt * sizeof(float));
 }
 
-/// Blocks for a grid-stride launch over n items: enough to fill every SM, never more than needed.
-int launch_blocks(const void* kernel, long long n) {
+/// An environment variable read as a whole number in [lo, hi], or `fallback` when unset or empty.
+int env_int(const char* name, int fallback, int lo, int hi, const char* meaning) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return fallback;
+    char* end = nullptr;
+    const long value = std::strtol(text, &end, 10);
+    if (*end != '\0' || value < lo || value > hi) {
+        throw std::invalid_argument(std::string(name) + "=" + text + ": expected " + meaning + " (" +
+                                    std::to_string(lo) + " to " + std::to_string(hi) + "); unset it for the default " +
+                                    std::to_string(fallback));
+    }
+    return (int)value;
+}
+
+/// Launch shape of the grid-stride kernels over n items (csrc/README.md, "Launch configuration"):
+/// SFRT_CUDA_BLOCK_THREADS threads per block (default kBlock, a multiple of 32), and at most
+/// SFRT_CUDA_WAVES waves of the blocks the SMs hold at once (default 1: one resident wave, each thread
+/// striding over several items; 0: no cap, one thread per item). Results do not depend on it: every
+/// item is written by one thread.
+struct LaunchShape {
+    int blocks, threads;
+};
+
+LaunchShape launch_shape(const void* kernel, long long n) {
+    const int threads = env_int("SFRT_CUDA_BLOCK_THREADS", kBlock, 32, 1024, "threads per block, a multiple of 32");
+    if (threads % 32 != 0) {
+        throw std::invalid_argument("SFRT_CUDA_BLOCK_THREADS=" + std::to_string(threads) +
+                                    ": expected a multiple of 32 (the warp size)");
+    }
+    const int waves = env_int("SFRT_CUDA_WAVES", 1, 0, 1 << 16, "waves of resident blocks per launch, 0 for no cap");
     int device = 0, sms = 1, per_sm = 1;
     check(cudaGetDevice(&device), "querying the current device");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "querying the SM count");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlock, 0), "querying kernel occupancy");
-    const long long needed = (n + kBlock - 1) / kBlock;
-    return (int)std::max(1LL, std::min(needed, (long long)std::max(1, per_sm) * sms));
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), "querying kernel occupancy");
+    const long long needed = std::max(1LL, (n + threads - 1) / threads);
+    const long long cap = waves == 0 ? needed : (long long)waves * std::max(1, per_sm) * sms;
+    return {(int)std::min(needed, std::min(cap, 0x7fffffffLL)), threads};
 }
 
 template <class Params>
 void launch_trace(const float* density, const double* grid_d, const double* beam_d, float* table, const Params& b,
                   const std::string& beam_name) {
     const long long n = (long long)b.ray_nv * b.ray_nu;
-    sfrt_trace_rays<<<launch_blocks((const void*)sfrt_trace_rays, n), kBlock>>>(density, grid_d, beam_d, table);
+    const LaunchShape shape = launch_shape((const void*)sfrt_trace_rays, n);
+    sfrt_trace_rays<<<shape.blocks, shape.threads>>>(density, grid_d, beam_d, table);
     check_kernel("kernel sfrt_trace_rays (" + beam_name + ", " + std::to_string(n) + " rays)");
 }
 
@@ -172,7 +204,8 @@ void launch_dose(const double* grid_d, const double* beam_d, const float* table,
     const float* comp_w = tdd + b.ndepth;
     const float* comp_s = comp_w + (std::size_t)b.ncomp * b.ndepth;
     const float* scatter = comp_s + (std::size_t)b.ncomp * b.ndepth;
-    sfrt_photon_dose<<<launch_blocks((const void*)sfrt_photon_dose, n), kBlock>>>(
+    const LaunchShape shape = launch_shape((const void*)sfrt_photon_dose, n);
+    sfrt_photon_dose<<<shape.blocks, shape.threads>>>(
         grid_d, beam_d, table, weights, tdd, comp_w, comp_s, scatter, dose, z_begin, z_count);
     check_kernel("kernel sfrt_photon_dose (" + beam_name + ", " + chunk_text(z_begin, z_count) + ")");
 }
@@ -184,7 +217,8 @@ void launch_dose(const double* grid_d, const double* beam_d, const float* table,
     const float* weights = data;
     const float* idd = weights + beam.n_weights;
     const float* sigma = idd + (std::size_t)beam.params.n_energies * beam.params.ndepth;
-    sfrt_proton_dose<<<launch_blocks((const void*)sfrt_proton_dose, n), kBlock>>>(
+    const LaunchShape shape = launch_shape((const void*)sfrt_proton_dose, n);
+    sfrt_proton_dose<<<shape.blocks, shape.threads>>>(
         grid_d, beam_d, table, layers, weights, idd, sigma, dose, z_begin, z_count);
     check_kernel("kernel sfrt_proton_dose (" + beam_name + ", " + chunk_text(z_begin, z_count) + ")");
 }

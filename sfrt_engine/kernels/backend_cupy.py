@@ -46,7 +46,10 @@ KERNEL_NAMES = ("sfrt_trace_rays", "sfrt_photon_dose", "sfrt_proton_dose")
 NVRTC_OPTIONS = ("-std=c++17",)
 _ALIGN = 512  # allocation granularity assumed by the plan (as in dose_cuda.cu)
 _HEADROOM = 64 << 20  # context growth, fragmentation, other users [bytes] (as in dose_cuda.cu)
-_BLOCK = 256  # threads per block
+_BLOCK = 256  # threads per block by default (SFRT_CUDA_BLOCK_THREADS)
+#: Launch configuration, read at every launch as dose_cuda.cu reads it (csrc/README.md, "Launch configuration").
+BLOCK_THREADS_ENV = "SFRT_CUDA_BLOCK_THREADS"
+WAVES_ENV = "SFRT_CUDA_WAVES"
 _OUT_OF_MEMORY = 2  # cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY
 
 
@@ -326,8 +329,8 @@ class CupyBackend:
         attrs = cp.cuda.Device().attributes
         self._sm_count = int(attrs["MultiProcessorCount"])
         self._threads_per_sm = int(attrs["MaxThreadsPerMultiProcessor"])
-        self._blocks_per_sm = {name: max(1, cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(ptr, _BLOCK, 0))
-                               for name, ptr in functions.items()}
+        self._functions = functions
+        self._blocks_per_sm: dict[tuple[str, int], int] = {}  # (kernel, threads per block) -> resident blocks
         #: The device-memory plan of the last photon_dose or proton_dose call (see plan_memory).
         self.last_memory_plan: dict | None = None
 
@@ -366,9 +369,15 @@ class CupyBackend:
     def _launch(self, kernel, label: str, n: int, args: tuple) -> None:
         """Grid-stride launch over n items, synchronised so a fault names its kernel."""
         cp = self._cp
-        blocks = int(max(1, min(-(-n // _BLOCK), self._blocks_per_sm[kernel.name] * self._sm_count)))
+        threads, waves = launch_config()
+        key = (kernel.name, threads)
+        if key not in self._blocks_per_sm:
+            self._blocks_per_sm[key] = max(1, cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
+                self._functions[kernel.name], threads, 0))
+        needed = max(1, -(-n // threads))
+        blocks = int(needed if waves == 0 else min(needed, waves * self._blocks_per_sm[key] * self._sm_count))
         try:
-            kernel((blocks,), (_BLOCK,), args)
+            kernel((blocks,), (threads,), args)
             cp.cuda.get_current_stream().synchronize()
         except (cp.cuda.runtime.CUDARuntimeError, cp.cuda.driver.CUDADriverError) as exc:
             if getattr(exc, "status", None) == _OUT_OF_MEMORY:
@@ -500,6 +509,29 @@ class CupyBackend:
                 "device": info["name"], "compute_capability": info["compute_capability"],
                 "total_memory_bytes": info["total_memory_bytes"], "memory_budget_bytes": self.memory_budget_bytes,
                 **build_info()}
+
+
+def _env_int(name: str, default: int, lo: int, hi: int, meaning: str) -> int:
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise ValueError(f"{name}={text}: expected {meaning} ({lo} to {hi}); unset it for the default {default}")
+    return value
+
+
+def launch_config() -> tuple[int, int]:
+    """(threads per block, waves) of the grid-stride kernels, from ``SFRT_CUDA_BLOCK_THREADS`` (default 256, a
+    multiple of 32) and ``SFRT_CUDA_WAVES`` (default 1: at most one wave of resident blocks, each thread striding
+    over several items; 0: one thread per item). Results do not depend on them."""
+    threads = _env_int(BLOCK_THREADS_ENV, _BLOCK, 32, 1024, "threads per block, a multiple of 32")
+    if threads % 32:
+        raise ValueError(f"{BLOCK_THREADS_ENV}={threads}: expected a multiple of 32 (the warp size)")
+    return threads, _env_int(WAVES_ENV, 1, 0, 1 << 16, "waves of resident blocks per launch, 0 for no cap")
 
 
 def _density_f32(density, grid: Grid) -> np.ndarray:

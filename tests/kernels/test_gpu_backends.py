@@ -429,6 +429,22 @@ def test_memory_budget_from_environment(monkeypatch):
         backend_cupy._check_budget(-1)
 
 
+def test_launch_configuration_from_environment(monkeypatch):
+    monkeypatch.delenv(backend_cupy.BLOCK_THREADS_ENV, raising=False)
+    monkeypatch.delenv(backend_cupy.WAVES_ENV, raising=False)
+    assert backend_cupy.launch_config() == (256, 1)
+    monkeypatch.setenv(backend_cupy.BLOCK_THREADS_ENV, "128")
+    monkeypatch.setenv(backend_cupy.WAVES_ENV, "0")
+    assert backend_cupy.launch_config() == (128, 0)
+    for env, bad in ((backend_cupy.BLOCK_THREADS_ENV, "100"), (backend_cupy.BLOCK_THREADS_ENV, "2048"),
+                     (backend_cupy.BLOCK_THREADS_ENV, "many"), (backend_cupy.WAVES_ENV, "-1")):
+        monkeypatch.setenv(backend_cupy.BLOCK_THREADS_ENV, "128")
+        monkeypatch.setenv(backend_cupy.WAVES_ENV, "0")
+        monkeypatch.setenv(env, bad)
+        with pytest.raises(ValueError, match=f"{env}={bad}: expected"):
+            backend_cupy.launch_config()
+
+
 # --- on a GPU ---------------------------------------------------------------------------
 
 @pytest.fixture(params=[pytest.param(name, id=name) for name in GPU_BACKENDS])
@@ -489,6 +505,25 @@ def test_z_chunks_are_bit_identical_to_one_pass(gpu, case):
     assert chunked_engine.memory_plan(p.grid, tasks)["chunk_slices"] < p.grid.shape_zyx[0]
     assert np.array_equal(one_pass, chunked)
     assert np.array_equal(one_pass, _dose(_engine(gpu), p, tasks))  # and repeatable
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [("64", "0"), ("128", "4"), ("1024", "1")], ids=["64x_all", "128x4", "1024x1"])
+@pytest.mark.parametrize("case", ["couch", "bone_oblique"])
+def test_launch_shape_never_changes_the_dose(gpu, case, shape, monkeypatch):
+    p, tasks = _case(case)
+    default = _dose(_engine(gpu), p, tasks)
+    monkeypatch.setenv("SFRT_CUDA_BLOCK_THREADS", shape[0])
+    monkeypatch.setenv("SFRT_CUDA_WAVES", shape[1])
+    assert np.array_equal(_dose(_engine(gpu), p, tasks), default)
+
+
+@pytest.mark.gpu
+def test_bad_launch_shape_is_a_clear_error(gpu, monkeypatch):
+    p, tasks = _case("couch")
+    monkeypatch.setenv("SFRT_CUDA_BLOCK_THREADS", "100")
+    with pytest.raises(ValueError, match="SFRT_CUDA_BLOCK_THREADS=100: expected"):
+        _dose(_engine(gpu), p, tasks)
 
 
 @pytest.mark.gpu
