@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,20 @@ using sfrt::bind::require;
 
 namespace {
 
+/// The caller's ray table of beam i (the geometry cache's), checked against the beam's lattice; null when none.
+template <class Params>
+const float* given_table(const std::vector<std::optional<f32>>& tables, size_t i, size_t n, const Params& b,
+                         const std::string& where) {
+    if (tables.empty()) return nullptr;
+    require(tables.size() == n, "tables: one entry (an array or None) per beam, or none at all");
+    if (!tables[i]) return nullptr;
+    const f32& t = *tables[i];
+    require(t.ndim() == 3 && t.shape(0) == b.ray_nv && t.shape(1) == b.ray_nu && t.shape(2) == b.ray_nz,
+            where + ": ray table shape does not match the beam's ray lattice (ray_nv, ray_nu, ray_nz) = (" +
+                std::to_string(b.ray_nv) + ", " + std::to_string(b.ray_nu) + ", " + std::to_string(b.ray_nz) + ")");
+    return t.data();
+}
+
 py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& beam) {
     // photon and proton packs share the frame and ray-lattice layout (elements 0..24)
     const sfrt::GridParams g = sfrt::bind::grid_from(grid, density);
@@ -41,7 +56,7 @@ py::array_t<float> trace_rays(const f32& density, const f64& grid, const f64& be
 py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
                                const std::vector<f32>& weights, const std::vector<f32>& tdd,
                                const std::vector<f32>& comp_w, const std::vector<f32>& comp_s,
-                               const std::vector<f32>& scatter) {
+                               const std::vector<f32>& scatter, const std::vector<std::optional<f32>>& tables) {
     const sfrt::GridParams g = sfrt::bind::grid_from(grid, density);
     const size_t n = params.size();
     require(weights.size() == n && tdd.size() == n && comp_w.size() == n && comp_s.size() == n && scatter.size() == n,
@@ -56,6 +71,7 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
         a.comp_w = comp_w[i].data();
         a.comp_s = comp_s[i].data();
         a.scatter = scatter[i].data();
+        a.table = given_table(tables, i, n, a.params, where);
         beams.push_back(a);
     }
     return sfrt::bind::dose_array(g, [&](float* out) {
@@ -66,7 +82,8 @@ py::array_t<float> photon_dose(const f32& density, const f64& grid, const std::v
 
 py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::vector<f64>& params,
                                const std::vector<f64>& layers, const std::vector<f32>& weights,
-                               const std::vector<f32>& idd, const std::vector<f32>& sigma) {
+                               const std::vector<f32>& idd, const std::vector<f32>& sigma,
+                               const std::vector<std::optional<f32>>& tables) {
     const sfrt::GridParams g = sfrt::bind::grid_from(grid, density);
     const size_t n = params.size();
     require(layers.size() == n && weights.size() == n && idd.size() == n && sigma.size() == n,
@@ -81,6 +98,7 @@ py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::v
         a.weights = weights[i].data();
         a.idd = idd[i].data();
         a.sigma = sigma[i].data();
+        a.table = given_table(tables, i, n, a.params, where);
         beams.push_back(a);
     }
     return sfrt::bind::dose_array(g, [&](float* out) {
@@ -115,9 +133,12 @@ PYBIND11_MODULE(_core, m) {
           "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon beam.");
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),
           py::arg("tdd"), py::arg("comp_w"), py::arg("comp_s"), py::arg("scatter"),
-          "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order.");
+          py::arg("tables") = std::vector<std::optional<f32>>(),
+          "Dose [Gy] float32 [z, y, x] of packed photon beams, added in order; ``tables`` (optional, one per beam, "
+          "an array or None) are ray tables from trace_rays to use instead of tracing.");
     m.def("proton_dose", &proton_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("layers"),
-          py::arg("weights"), py::arg("idd"), py::arg("sigma"),
-          "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order.");
+          py::arg("weights"), py::arg("idd"), py::arg("sigma"), py::arg("tables") = std::vector<std::optional<f32>>(),
+          "Dose [Gy] float32 [z, y, x] of packed proton beams (water-equivalent density), added in order; "
+          "``tables`` as for photon_dose.");
     sfrt::bind::register_operators(m);
 }

@@ -44,15 +44,20 @@ void add_over_grid(const GridParams& grid, float* dose, const F& f) {
     }
 }
 
-/// Adds every beam's dose in order: its ray table first, then point(beam, table, x, y, z) over the grid.
+/// Adds every beam's dose in order: its ray table first (the caller's, or traced here), then
+/// point(beam, table, x, y, z) over the grid.
 template <class BeamArrays, class Point>
 void dose_cpu(const float* density, const GridParams& grid, const std::vector<BeamArrays>& beams, float* dose,
               const Point& point) {
     for (const BeamArrays& beam : beams) {
         const auto& b = beam.params;
-        std::vector<float> table((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
-        trace_all(density, grid, b, table.data());
-        const float* t = table.data();
+        std::vector<float> traced;
+        const float* t = beam.table;
+        if (t == nullptr) {
+            traced.resize((size_t)b.ray_nv * b.ray_nu * b.ray_nz);
+            trace_all(density, grid, b, traced.data());
+            t = traced.data();
+        }
         add_over_grid(grid, dose, [&](double x, double y, double z) { return point(beam, t, x, y, z); });
     }
 }

@@ -15,13 +15,15 @@ struct PhotonBeamArrays {
     const float* comp_w;   // [ncomp][ndepth]
     const float* comp_s;   // [ncomp][ndepth] mm
     const float* scatter;  // [tab_nlev][tab_nv][tab_nu] MU: scatter table (unread when n_direct == ncomp)
+    const float* table = nullptr;  // [ray_nv][ray_nu][ray_nz] ray table from trace_rays_cpu, or null: traced here
 };
 
 /// Ray table [ray_nv][ray_nu][ray_nz] of one beam (OpenMP over rays).
 void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table);
 
 /// Dose [Gy] of the beams, added voxel by voxel in beam order into dose[nz][ny][nx]
-/// (which the caller zeroes). OpenMP over (z, y) rows; deterministic.
+/// (which the caller zeroes). OpenMP over (z, y) rows; deterministic. A beam's ray table is traced
+/// here unless the caller passes the one trace_rays_cpu made (the geometry cache's).
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose);
 
@@ -32,6 +34,7 @@ struct ProtonBeamArrays {
     const float* weights;  // all layers' spot weights [Gp], back to back
     const float* idd;      // [n_energies][ndepth] Gy mm^2 / Gp
     const float* sigma;    // [n_energies][ndepth] mm
+    const float* table = nullptr;  // [ray_nv][ray_nu][ray_nz] ray table from trace_rays_cpu, or null: traced here
 };
 
 /// Dose [Gy] of proton beams, added in beam order into dose[nz][ny][nx] (zeroed by the caller).

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..grid import Grid
 from ._proton_task import compiled_proton_arguments
+from . import geometry_cache
 from ._task import PhotonBeamTask, compiled_arguments, pack_grid
 
 NAME = "cpp"
@@ -44,10 +45,22 @@ class CppBackend:
         return self._core.trace_rays(np.ascontiguousarray(density, dtype=np.float32), pack_grid(grid), task.pack())
 
     def photon_dose(self, density, grid: Grid, tasks) -> np.ndarray:
-        return self._core.photon_dose(*compiled_arguments(density, grid, tasks))
+        args = compiled_arguments(density, grid, tasks)
+        return self._core.photon_dose(*args, tables=self._tables(density, args[0], args[1], args[2]))
 
     def proton_dose(self, density, grid: Grid, tasks) -> np.ndarray:
-        return self._core.proton_dose(*compiled_proton_arguments(density, grid, tasks))
+        args = compiled_proton_arguments(density, grid, tasks)
+        return self._core.proton_dose(*args, tables=self._tables(density, args[0], args[1], args[2]))
+
+    def _tables(self, density, density_f32, grid_pack, packs) -> list:
+        """Ray tables from the geometry cache (traced by ``trace_rays`` on a miss, as the driver would), or none
+        when ``density`` is not the cache's (the driver then traces every beam)."""
+        if density_f32 is not density:
+            return []
+        tables = [geometry_cache.ray_table(density, grid_pack, pack,
+                                           lambda pack=pack: self._core.trace_rays(density, grid_pack, pack))
+                  for pack in packs]
+        return [] if all(t is None for t in tables) else tables
 
     def describe(self) -> dict:
         info = dict(self._core.build_info())

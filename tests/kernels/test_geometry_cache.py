@@ -177,3 +177,36 @@ def test_bad_limit_is_a_clear_error():
         geometry_cache.set_limit_mib(-2)
     with pytest.raises(SfrtError, match="expected a number of MiB"):
         geometry_cache.set_limit_mib("lots")
+
+
+def _ray_keys():
+    return [k for k in geometry_cache._cache.entries if k[0] == "ray"]
+
+
+def test_ray_tables_are_cached_per_density_and_go_with_it():
+    p = _patient()
+    beams = _photon_beams(p)
+    se.compute_dose(beams, p, backend="cpp")
+    first = _ray_keys()
+    assert len(first) == len(beams)
+    se.compute_dose(beams, p, backend="cpp")
+    assert _ray_keys() == first  # reused, none added
+    p.hu[0, 0, 0] += 1.0  # a new density: the old one's tables go with it
+    se.compute_dose(beams, p, backend="cpp")
+    now = _ray_keys()
+    assert len(now) == len(beams) and not set(now) & set(first)
+
+
+def test_ray_tables_given_to_the_driver_are_checked():
+    from sfrt_engine.kernels import _core
+    from sfrt_engine.kernels._task import compiled_arguments
+
+    p = _patient()
+    tasks = se.kernels.prepare_photon_tasks(_photon_beams(p), p.grid)
+    args = compiled_arguments(p.density(), p.grid, tasks)
+    good = [_core.trace_rays(args[0], args[1], pack) for pack in args[2]]
+    assert np.array_equal(_core.photon_dose(*args, tables=good), _core.photon_dose(*args))
+    with pytest.raises(ValueError, match="one entry .* per beam"):
+        _core.photon_dose(*args, tables=good[:1])
+    with pytest.raises(ValueError, match="beam 1: ray table shape does not match"):
+        _core.photon_dose(*args, tables=[good[0], good[0][:, :-1], None])
