@@ -56,7 +56,7 @@ if [ "${SFRT_GPU_CHECK_SWEEP:-1}" = 1 ]; then
   log "launch-shape sweep (csrc/README.md, Launch configuration)"
   for b in cuda cupy; do
     PYTHONUNBUFFERED=1 timeout 120 python3 benchmarks/gpu_profile.py --backend "$b" --sweep \
-      --cases sarcoma_5beam slab256_9beam vmat_36cp impt_3field 2>&1 | grep SWEEP
+      --cases sarcoma_5beam slab256_9beam vmat_36cp impt_3field op_sarcoma 2>&1 | grep SWEEP
   done | tee "$out_dir/gpu-sweep.log"
 fi
 [ -f "$json" ] && python3 - "$json" "$tests_rc" <<'PY'

@@ -76,6 +76,9 @@ def sweep(args) -> int:
 
     for name in args.cases:
         case = case_lib.impt_3field(backend=args.backend) if name == "impt_3field" else BUILDERS[name]()
+        if name == "op_sarcoma":
+            _sweep_operator(case, args)
+            continue
         fn = _call(name, case, args.backend)
         reference = None
         for threads, waves in SWEEP:
@@ -95,6 +98,41 @@ def sweep(args) -> int:
     os.environ.pop("SFRT_CUDA_BLOCK_THREADS", None)
     os.environ.pop("SFRT_CUDA_WAVES", None)
     return 0
+
+
+#: Adjoint thread targets tried by --sweep on op_sarcoma (SFRT_OPERATOR_ADJOINT_THREADS; 65,536 is the default).
+ADJOINT_SWEEP = [1 << 16, 1 << 18, 1 << 20]
+
+
+def _sweep_operator(case, args) -> None:
+    """Forward + adjoint of the dose operator under each adjoint thread target (the operator rebuilt for each)."""
+    import json
+    import os
+
+    from sfrt_engine.optimise import dose_operator
+
+    rng = np.random.default_rng(1)
+    reference = None
+    for target in ADJOINT_SWEEP:
+        os.environ["SFRT_OPERATOR_ADJOINT_THREADS"] = str(target)
+        op = dose_operator(case.beams, case.patient, voxels=case_lib.operator_voxels(case), backend=args.backend,
+                           mode="matrix-free")
+        if reference is None:
+            w = op.weights0 * rng.uniform(0.5, 1.5, op.n_weights)
+            r = rng.uniform(-0.5, 1.0, op.n_voxels)
+        grad = op.adjoint(r)
+        best = np.inf
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            float(op.forward(w).sum())
+            grad = op.adjoint(r)
+            best = min(best, time.perf_counter() - start)
+        reference = grad if reference is None else reference
+        rel = float(np.abs(grad - reference).max() / np.abs(reference).max())
+        print("SWEEP " + json.dumps({"case": "op_sarcoma", "backend": args.backend, "adjoint_threads": target,
+                                     "seconds_forward_adjoint": round(best, 5), "gradient_max_rel_diff": rel}),
+              flush=True)
+    os.environ.pop("SFRT_OPERATOR_ADJOINT_THREADS", None)
 
 
 def main(argv=None) -> int:

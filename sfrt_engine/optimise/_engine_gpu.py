@@ -14,6 +14,8 @@ deterministic, no atomics) and returns the float64 gradient on the host.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..kernels import backend_cupy
@@ -26,7 +28,10 @@ KERNEL_HEADER = "cuda/operator_kernels.cuh"
 KERNEL_NAMES = ("sfrt_photon_forward", "sfrt_proton_forward", "sfrt_photon_adjoint_weights",
                 "sfrt_photon_adjoint_table", "sfrt_proton_adjoint_spots", "sfrt_sum_segments")
 _BLOCK = 256
-_THREADS_TARGET = 1 << 16  # threads per adjoint launch the segments aim at
+_THREADS_TARGET = 1 << 16  # threads per adjoint launch the segments aim at (default)
+#: Environment variable overriding the adjoint's thread target (read when an operator is built): more
+#: segments shorten each thread's loop and add partial sums. Results are deterministic for a given value.
+ADJOINT_THREADS_ENV = "SFRT_OPERATOR_ADJOINT_THREADS"
 _MAX_SEGMENTS = 512
 
 
@@ -36,8 +41,24 @@ def kernel_source(include_dir) -> str:
             f"{backend_cupy._header_digest(include_dir)}\n#include \"{KERNEL_HEADER}\"\n")
 
 
+def adjoint_threads_target() -> int:
+    """Threads per adjoint launch the segments aim at: ``SFRT_OPERATOR_ADJOINT_THREADS`` or 65,536."""
+    text = os.environ.get(ADJOINT_THREADS_ENV, "")
+    if not text:
+        return _THREADS_TARGET
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1024 <= value <= 1 << 26:
+        raise ValueError(f"{ADJOINT_THREADS_ENV}={text}: expected a whole number of threads from 1024 to {1 << 26}; "
+                         f"unset it for the default {_THREADS_TARGET}")
+    return value
+
+
 def _segments(n_items: int, n_points: int) -> int:
-    return int(max(1, min(_MAX_SEGMENTS, -(-_THREADS_TARGET // max(n_items, 1)), max(n_points // 32, 1))))
+    target = adjoint_threads_target()
+    return int(max(1, min(_MAX_SEGMENTS, -(-target // max(n_items, 1)), max(n_points // 32, 1))))
 
 
 class _Nvrtc:

@@ -98,3 +98,18 @@ def test_gather_form_equals_scatter_form(tmp_path):
     assert min(max_w, max_t, max_p) > 0.0  # every form has gradient to compare
     # the same float32 profiles and float64 products, summed in another order
     assert err_w < 1e-12 and err_t < 1e-12 and err_p < 1e-12, out
+
+
+def test_adjoint_thread_target_from_environment(monkeypatch):
+    from sfrt_engine.optimise import _engine_gpu
+
+    monkeypatch.delenv(_engine_gpu.ADJOINT_THREADS_ENV, raising=False)
+    assert _engine_gpu.adjoint_threads_target() == 1 << 16
+    monkeypatch.setenv(_engine_gpu.ADJOINT_THREADS_ENV, "262144")
+    assert _engine_gpu.adjoint_threads_target() == 262144
+    assert _engine_gpu._segments(500, 10**6) == 512  # capped by the segment limit
+    assert _engine_gpu._segments(500, 640) == 20  # at least 32 points per segment
+    for bad in ("12", "lots", str(1 << 27)):
+        monkeypatch.setenv(_engine_gpu.ADJOINT_THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=f"{_engine_gpu.ADJOINT_THREADS_ENV}={bad}: expected"):
+            _engine_gpu.adjoint_threads_target()
