@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .errors import PlanError, StructureError
 from .patient import Patient
@@ -158,6 +157,8 @@ def geud(dose_gy: np.ndarray, mask: np.ndarray, a: float) -> float:
         n_total = int(np.count_nonzero(mask))
     else:
         n_total = values.size
+    from scipy.special import logsumexp  # on first use, not at import (STYLE 1)
+
     # log-sum-exp keeps D^a in range for any |a|
     log_mean = logsumexp(a * np.log(values)) - np.log(n_total)
     return float(np.exp(log_mean / a))

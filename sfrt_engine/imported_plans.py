@@ -24,7 +24,6 @@ import dataclasses
 import re
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import PlanError
 from .evaluation import dose_statistics
@@ -62,6 +61,8 @@ def read_plan(path, patient: Patient):
 
 
 def _lattice(patient: Patient, target: str, labels: np.ndarray, source: str) -> VertexLattice:
+    from scipy import ndimage  # on first use, not at import (STYLE 1)
+
     g = patient.grid
     n = int(labels.max())
     index = np.arange(1, n + 1)
@@ -97,6 +98,8 @@ def structure_set_vertices(patient: Patient, target: str = "GTV") -> VertexLatti
             labels[mask & (labels == 0)] = i + 1
         source = "ROIs " + ", ".join(names)
     elif "VERTICES" in patient.structures and patient.structures["VERTICES"].any():
+        from scipy import ndimage  # on first use, not at import (STYLE 1)
+
         labels[:], n = ndimage.label(patient.structures["VERTICES"], structure=np.ones((3, 3, 3), dtype=bool))
         source = f"ROI VERTICES ({n} connected parts)"
     else:

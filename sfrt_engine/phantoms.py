@@ -7,7 +7,6 @@ CT numbers of the tissues are typical kV-CT values (water 0 HU by definition).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import GridError
 from .grid import Grid
@@ -105,6 +104,8 @@ def _ellipsoid(grid: Grid, center_xyz_mm, semi_axes_xyz_mm) -> np.ndarray:
 
 def _expand(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
     """Voxels within ``margin_mm`` of ``mask`` (Euclidean, anisotropic spacing aware)."""
+    from scipy import ndimage  # on first use, not at import (STYLE 1)
+
     dx, dy, dz = grid.spacing_xyz_mm
     dist = ndimage.distance_transform_edt(~mask, sampling=(dz, dy, dx))
     return dist <= margin_mm
@@ -112,6 +113,8 @@ def _expand(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
 
 def _erode(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
     """Voxels of ``mask`` farther than ``margin_mm`` from its outside."""
+    from scipy import ndimage  # on first use, not at import (STYLE 1)
+
     dx, dy, dz = grid.spacing_xyz_mm
     dist = ndimage.distance_transform_edt(mask, sampling=(dz, dy, dx))
     return dist > margin_mm

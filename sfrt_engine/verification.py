@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.interpolate import RegularGridInterpolator
 
 from .errors import SfrtError
 from .evaluation import dose_statistics
@@ -50,6 +49,8 @@ def resample_dose(dose_gy: np.ndarray, grid: Grid, target: Grid) -> np.ndarray:
     for axis, a in enumerate(_axes(grid)):
         if a.size == 1:  # a single plane: constant across its thickness
             values = np.repeat(values, 2, axis=axis)
+    from scipy.interpolate import RegularGridInterpolator  # on first use, not at import (STYLE 1)
+
     interp = RegularGridInterpolator(axes, values, method="linear", bounds_error=False, fill_value=0.0)
     z, y, x = np.meshgrid(*_axes(target), indexing="ij")
     return interp(np.stack([z, y, x], axis=-1).reshape(-1, 3)).reshape(target.shape_zyx)

@@ -38,7 +38,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erf
 
 from ..errors import PlanError
 from ..grid import Grid
@@ -214,6 +213,7 @@ class PhotonBeamTask(BeamLatticeTask):
 
 def _erf_profiles(nodes: np.ndarray, edges: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """P[l, n, i] = [erf((x_n - a_i) / (sqrt2 s_l)) - erf((x_n - a_{i+1}) / (sqrt2 s_l))] / 2."""
+    from scipy.special import erf  # on first use, not at import (STYLE 1)
     e = erf((nodes[None, :, None] - edges[None, None, :]) / (np.sqrt(2.0) * sigmas[:, None, None]))
     return 0.5 * (e[:, :, :-1] - e[:, :, 1:])
 

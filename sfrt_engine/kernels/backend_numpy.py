@@ -49,7 +49,6 @@ layer's range-shifter thickness (water-equivalent mm). No cut-off.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from ..grid import Grid
 from ._task import MIN_SOURCE_DISTANCE_MM, PhotonBeamTask
@@ -154,6 +153,8 @@ def _bev_depth(task, table: np.ndarray, points: np.ndarray):
 
 
 def _beam_dose_chunk(task: PhotonBeamTask, table: np.ndarray, points: np.ndarray) -> np.ndarray:
+    from scipy.special import erf  # on first use, not at import (STYLE 1)
+
     sad = task.sad_mm
     dose = np.zeros(points.shape[0])
     hit, u, v, z, d = _bev_depth(task, table, points)

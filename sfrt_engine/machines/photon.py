@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
-from scipy.special import erf
 
 from ..errors import MachineDataError
 
@@ -145,6 +143,8 @@ def reference_field_lateral_integral(weight, sigma_mm, field_mm: float, ssd_mm: 
     ndarray, shape (n,)
         Fraction of the broad-field dose on the central axis.
     """
+    from scipy.special import erf  # on first use, not at import (STYLE 1)
+
     half_width = 0.5 * field_mm * (ssd_mm + np.asarray(depth_mm)) / sad_mm  # physical, at depth
     p = erf(half_width / (np.sqrt(2.0) * sigma_mm))
     return np.sum(weight * p * p, axis=0)
@@ -230,6 +230,8 @@ def fit_photon_machine(
     nodes = step_mm * np.arange(n)
     pdd = np.empty(n)
     inside = nodes <= d[-1]
+    from scipy.interpolate import PchipInterpolator  # on first use, not at import (STYLE 1)
+
     pdd[inside] = PchipInterpolator(d, p)(nodes[inside])
     mu = np.log(p[-2] / p[-1]) / (d[-1] - d[-2])  # attenuation of the last interval [1/mm]
     pdd[~inside] = p[-1] * np.exp(-mu * (nodes[~inside] - d[-1]))

@@ -21,8 +21,6 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gamma as gamma_fn
-from scipy.special import pbdv
 
 from ..errors import MachineDataError
 
@@ -72,6 +70,9 @@ def bortfeld_idd(depth_cm: np.ndarray, energy_mev: float, range_cm: float, *, p:
     propagated through R = alpha E^p. Far before the peak (zeta > 10) the
     sigma -> 0 limit (eq. 28) avoids overflow of the parabolic cylinder functions.
     """
+    from scipy.special import gamma as gamma_fn  # on first use, not at import (STYLE 1)
+    from scipy.special import pbdv
+
     z = np.asarray(depth_cm, dtype=float)
     r0 = float(range_cm)
     e0 = float(energy_mev)

@@ -20,10 +20,14 @@ round-off, and the sums over thousands of entries keep their precision).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 
 from ._engine_numpy import NumpyEngine
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["CHUNK_ROWS", "CsrEngine", "influence_matrix"]
 
@@ -62,6 +66,8 @@ def _proton_block(ref, sl: slice, packed: np.ndarray) -> np.ndarray:
 
 def influence_matrix(reference: NumpyEngine) -> sp.csr_matrix:
     """``A`` (n_voxels, n_weights), float32 CSR, from the reference engine's stored geometry."""
+    import scipy.sparse as sp  # on first use, not at import (STYLE 1)
+
     slots = reference.slots
     n_weights = slots[-1].stop
     total = sp.csr_matrix((reference.n_voxels, n_weights), dtype=np.float32)

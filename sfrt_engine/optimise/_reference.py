@@ -32,8 +32,6 @@ No lateral cut-off (every beamlet and spot contributes), as in the reference bac
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import erf
 
 from ..kernels import backend_numpy
 from ..kernels._task import _erf_profiles
@@ -114,6 +112,8 @@ class PhotonReference:
             vals.append(factor.ravel())
         self.table_matrix = None
         if scatter is not None:
+            import scipy.sparse as sp  # on first use, not at import (STYLE 1)
+
             n_nodes = scatter.values.size
             self.table_shape = scatter.values.shape
             self.table_matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -124,6 +124,8 @@ class PhotonReference:
             self.pv_table = _erf_profiles(scatter.v0_mm + scatter.dv_mm * np.arange(scatter.nv), self.edges_v, sigmas)
 
     def _profiles(self, sl: slice, s_iso: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.special import erf  # on first use, not at import (STYLE 1)
+
         inv = 1.0 / (np.sqrt(2.0) * s_iso[sl])
         eu = erf((self.u[sl, None] - self.edges_u[None, :]) * inv[:, None])
         ev = erf((self.v[sl, None] - self.edges_v[None, :]) * inv[:, None])

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 
 from ..errors import PlanError, StructureError
 from .objectives import Objective, array_module
@@ -242,6 +241,8 @@ def optimise(op, objectives: Sequence[Objective], structures: Mapping, voxels: n
     if not np.all(np.isfinite(w0)) or np.any(w0 < 0) or not np.any(w0 > 0):
         raise PlanError("the starting plan has no positive weight (or a negative or non-finite one); start from a "
                         "plan that delivers dose, e.g. the conformal fields")
+    from scipy import optimize  # on first use, not at import (STYLE 1)
+
     d0 = _forward(op, w0)
     xp = array_module(d0)
     positions = [[xp.asarray(p) for p in pos] for pos in positions]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..errors import PlanError
 from ..machines import PhotonMachine
@@ -212,6 +211,8 @@ def conformal_beams(patient: Patient, structure, machine: PhotonMachine,
     -------
     list of Beam
     """
+    from scipy.spatial import cKDTree  # on first use, not at import (STYLE 1)
+
     mask, structure = structure_mask(patient, structure, name or "target")
     if not mask.any():
         raise PlanError(f"structure {structure!r} is empty; a conformal beam needs at least one voxel")

@@ -24,16 +24,18 @@ dose equals the prescription.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.spatial import cKDTree
 
 from ..errors import PlanError
 from ..machines import ProtonMachine
 from ..patient import Patient
 from .geometry import beam_frame
 from .protons import ProtonBeam, SpotLayer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 __all__ = ["impt_beams"]
 
@@ -68,6 +70,8 @@ def _wet_of_points(patient: Patient, frame, machine: ProtonMachine, points: np.n
 
 def _field_geometry(patient: Patient, mask: np.ndarray, machine: ProtonMachine, iso, gantry: float, couch: float,
                     spot_spacing_mm: float, margin_mm: float, backend: str):
+    from scipy.spatial import cKDTree  # on first use, not at import (STYLE 1)
+
     g = patient.grid
     pts = g.voxel_centres_mm(mask)
     frame = beam_frame(iso, machine.sad_mm, gantry, couch, 0.0)
@@ -213,6 +217,8 @@ def _influence(beam: ProtonBeam, samples: np.ndarray, u, v, z, wet) -> tuple[spa
     layer's energy at the point's water-equivalent depth, Gaussian in the isocentre plane,
     cut at 4 sigma (the omitted tail is below 3.4e-4 of a spot's peak).
     """
+    from scipy import sparse  # on first use, not at import (STYLE 1)
+
     m = beam.machine
     nodes = m.depth_step_mm * np.arange(m.idd_gy_mm2_per_gp.shape[1])
     columns, index = [], []

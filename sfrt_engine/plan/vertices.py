@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from ..errors import PlanError
 from ..patient import Patient
@@ -130,6 +128,8 @@ def lattice_points(lattice: str, spacing_mm: float, lo_xyz, hi_xyz, offset_xyz=(
 
 def _shell(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` that touch its complement (6-connectivity); enough for nearest-distance queries."""
+    from scipy import ndimage  # on first use, not at import (STYLE 1)
+
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
@@ -183,6 +183,7 @@ def place_vertices(patient: Patient, target: str = "GTV", diameter_mm: float = 1
     if not gtv.any():
         raise PlanError(f"structure {target!r} is empty; no vertex can be placed")
     r = 0.5 * diameter_mm
+    from scipy.spatial import cKDTree  # on first use, not at import (STYLE 1)
 
     outside_tree = cKDTree(patient.grid.voxel_centres_mm(_shell(~gtv)))
     avoid_trees = []
