@@ -107,6 +107,11 @@ py::array_t<float> proton_dose(const f32& density, const f64& grid, const std::v
     });
 }
 
+int set_max_threads(int n) {
+    require(n >= 1, "set_max_threads: n = " + std::to_string(n) + "; expected a thread count >= 1");
+    return sfrt::cpu_set_max_threads(n);
+}
+
 py::dict build_info() {
     py::dict info;
     info["module"] = "sfrt_engine.kernels._core";
@@ -119,6 +124,21 @@ py::dict build_info() {
 #endif
     info["max_threads"] = sfrt::cpu_max_threads();
     info["compiler"] = sfrt::bind::compiler_text();
+    // vector ISA the kernels were compiled for (the -march level), for peak-FLOP/s models
+#if defined(__AVX512F__)
+    info["simd_bits"] = 512;
+#elif defined(__AVX__)
+    info["simd_bits"] = 256;
+#elif defined(__SSE2__) || defined(__ARM_NEON)
+    info["simd_bits"] = 128;
+#else
+    info["simd_bits"] = 0;
+#endif
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+    info["fma"] = true;
+#else
+    info["fma"] = false;
+#endif
     info["max_beamlets_1d"] = SFRT_MAX_BEAMLETS_1D;
     info["max_components"] = SFRT_MAX_COMPONENTS;
     return info;
@@ -129,6 +149,9 @@ py::dict build_info() {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "sfrt-engine CPU kernels (C++/OpenMP); physics in csrc/physics";
     m.def("build_info", &build_info, "Version and compiled features of this module.");
+    m.def("set_max_threads", &set_max_threads, py::arg("n"),
+          "Threads of the OpenMP regions the calling thread starts from now on (omp_set_num_threads); "
+          "returns the previous count.");
     m.def("trace_rays", &trace_rays, py::arg("density"), py::arg("grid"), py::arg("beam"),
           "Radiological depth ray table [nv, nu, nz] (mm) of one packed photon beam.");
     m.def("photon_dose", &photon_dose, py::arg("density"), py::arg("grid"), py::arg("params"), py::arg("weights"),

@@ -19,6 +19,16 @@ int cpu_max_threads() {
 #endif
 }
 
+int cpu_set_max_threads(int n) {
+    const int previous = cpu_max_threads();
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+    return previous;
+}
+
 namespace {
 
 template <class Beam>

@@ -47,4 +47,8 @@ void trace_rays_cpu(const float* density, const GridParams& grid, const ProtonBe
 /// Threads OpenMP would use (1 without OpenMP).
 int cpu_max_threads();
 
+/// Sets the threads of the OpenMP parallel regions that the calling thread starts from now on
+/// (omp_set_num_threads; n >= 1); returns the previous cpu_max_threads(). No-op without OpenMP.
+int cpu_set_max_threads(int n);
+
 }  // namespace sfrt

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import numbers
+
 import numpy as np
 
 from ..grid import Grid
@@ -61,6 +64,38 @@ class CppBackend:
                                            lambda pack=pack: self._core.trace_rays(density, grid_pack, pack))
                   for pack in packs]
         return [] if all(t is None for t in tables) else tables
+
+    @contextlib.contextmanager
+    def limit_threads(self, n: int):
+        """Run the OpenMP regions of ``_core`` on ``n`` threads inside the ``with`` block, then restore.
+
+        Applies to every ``_core`` call (dose, ray tables, dose operators) made from the calling
+        Python thread inside the block (OpenMP's thread count is per calling thread:
+        ``omp_set_num_threads``); other threads keep theirs. Without OpenMP the kernels run on
+        one thread whatever ``n`` is. Results do not depend on the thread count (each voxel row is
+        computed by one thread, in a fixed order).
+
+        Parameters
+        ----------
+        n : int
+            Threads, >= 1.
+
+        Raises
+        ------
+        TypeError
+            If ``n`` is not an integer.
+        ValueError
+            If ``n`` < 1.
+        """
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"threads must be an integer, got {type(n).__name__} {n!r}")
+        if n < 1:
+            raise ValueError(f"threads = {n}; expected a thread count >= 1")
+        previous = self._core.set_max_threads(int(n))
+        try:
+            yield self
+        finally:
+            self._core.set_max_threads(previous)
 
     def describe(self) -> dict:
         info = dict(self._core.build_info())
