@@ -15,6 +15,13 @@ fails the check is reported and not timed. Times are wall-clock seconds of
 best of ``--repeat``; the result is copied back to the host, so GPU work is
 finished when the clock stops. Ratios are numpy time / backend time.
 
+With each dose case comes its roofline (benchmarks/roofline.py): the work the compiled kernels do,
+counted by the model of sfrt_engine/kernels/work_model.py from the case's geometry (voxel-beam pairs in
+and out of reach, erf and exp calls, beamlet terms, flops, bytes, arithmetic intensity); the achieved
+GFLOP/s of each compiled backend against the machine's model peak and the attainable peak measured at
+the start (benchmarks/machine_peak.py); and the cpp backend timed on 1 thread and on every core.
+``--no-roofline`` leaves all of that out.
+
 The ``op-*`` cases time the dose operators of inverse planning instead (sfrt_engine.optimise):
 one iteration = ``forward(w)`` + ``adjoint(r)`` on the case's BODY voxels, after building the
 operator once (its set-up time is printed apart); the parity check then compares the operators'
@@ -36,8 +43,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases as case_lib  # noqa: E402
+import roofline  # noqa: E402
 
 import sfrt_engine as se  # noqa: E402
+from sfrt_engine.kernels.work_model import dose_work  # noqa: E402
 
 CASES = {
     "sarcoma": case_lib.sarcoma_5beam,
@@ -48,6 +57,7 @@ CASES = {
     # dose operators (forward + adjoint per iteration) of inverse planning
     "op-sarcoma": case_lib.sarcoma_5beam,
     "op-water100": case_lib.water_sphere_5beam,
+    "check": case_lib.small_check,  # the small parity-check case (seconds, for smoke tests)
 }
 OPERATOR_CASES = {"op-sarcoma", "op-water100"}
 PROTON_CASES = {"impt3"}
@@ -125,6 +135,55 @@ def time_backend(case, name: str, repeat: int) -> float:
     return float(best)
 
 
+def time_cpp_scaling(case, threads: int, repeat: int) -> tuple[float, float]:
+    """Best seconds of ``compute_dose`` on the cpp backend on 1 thread and on ``threads``, the two
+    timed alternately (so a change in the machine's load reaches both alike), after one warm-up each."""
+    cpp = se.get_backend("cpp")
+    best = {1: np.inf, threads: np.inf}
+    for n in best:
+        with cpp.limit_threads(n):
+            se.compute_dose(case.beams, case.patient, backend="cpp")
+    for _ in range(repeat):
+        for n in best:
+            with cpp.limit_threads(n):
+                start = time.perf_counter()
+                se.compute_dose(case.beams, case.patient, backend="cpp")
+                best[n] = min(best[n], time.perf_counter() - start)
+    return float(best[1]), float(best[threads])
+
+
+def roofline_report(case, times: dict, machine: dict, repeat: int) -> dict[str, dict]:
+    """Print the case's counted work, its roofline rows and the cpp thread scaling; return the JSON
+    fields of each timed backend (numpy has none: the model counts the compiled kernels' work)."""
+    compiled = [n for n in times if n != "numpy"]
+    if not compiled:
+        return {}
+    targets = {n: "gpu" if n in roofline.GPU_BACKENDS else "cpu" for n in compiled}
+    work = {t: dose_work(case.beams, case.patient, target=t) for t in sorted(set(targets.values()))}
+    for line in roofline.work_lines(work["cpu" if "cpu" in work else "gpu"]):
+        print(line)
+    cores = machine["cpu"]["cores"]
+    extra, rows = {}, {}
+    for n in compiled:
+        w = work[targets[n]]
+        if targets[n] == "gpu":
+            if "gpu" not in machine:
+                continue
+            rows[n] = [roofline.roofline_row(w, times[n], 1, machine["gpu"], 1)]
+            extra[n] = {"work": w.as_dict(), "roofline": rows[n]}
+            continue
+        one, many = time_cpp_scaling(case, cores, repeat)
+        rows[n] = [roofline.roofline_row(w, many, cores, machine["cpu"], cores),
+                   roofline.roofline_row(w, one, 1, machine["cpu"], cores)]
+        extra[n] = {"work": w.as_dict(), "roofline": rows[n],
+                    "thread_scaling": roofline.scaling_record(one, many, cores)}
+    for line in roofline.roofline_lines(rows):
+        print(line)
+    if "cpp" in extra:
+        print(roofline.scaling_line(extra["cpp"]["thread_scaling"]))
+    return extra
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["sarcoma", "water100"], choices=sorted(CASES))
@@ -133,6 +192,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-max-voxels", type=int, default=2_000_000,
                         help="skip the numpy reference above this many voxels (it is slow)")
     parser.add_argument("--json-out", default=None, help="also write all results to this JSON file")
+    parser.add_argument("--no-roofline", action="store_true",
+                        help="leave out the counted work, the peaks and the thread scaling")
+    parser.add_argument("--blas-size", type=int, default=roofline.machine_peak.BLAS_SIZE,
+                        help="matrix size of the attainable-peak BLAS products")
     args = parser.parse_args(argv)
 
     names = requested_backends(args.backends)
@@ -157,6 +220,11 @@ def main(argv=None) -> int:
     if bad:
         print(f"NOT timed (parity above {PARITY_TOL:g}): {', '.join(bad)}", file=sys.stderr)
 
+    machine = None
+    if not args.no_roofline:
+        machine = roofline.measure_machine(names, args.blas_size)
+        print("\n".join(roofline.machine_lines(machine)))
+
     results = []
     for key in args.cases:
         case = CASES[key]()
@@ -177,6 +245,7 @@ def main(argv=None) -> int:
               f"{desc['beams']} beams, {case.n_spots or case.n_beamlets} {case.units}"
               + (f", forward + adjoint on {desc['voxels_evaluated']} voxels" if operator else ""))
         print(f"  {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'numpy/this':>11s}")
+        rows = []
         for n, t in times.items():
             ratio = times["numpy"] / t if "numpy" in times else float("nan")
             backend = se.get_backend(n)
@@ -184,9 +253,14 @@ def main(argv=None) -> int:
                        speedup_vs_numpy=ratio, parity_max_rel=parity.get(n, 0.0))
             if n in setups:
                 row["setup_seconds"] = setups[n]
-            results.append(row)
+            rows.append(row)
             extra = f"   (set-up {setups[n]:.2f} s)" if n in setups else ""
             print(f"  {n:8s} {row['threads']:7d} {t:10.3f} {ratio:11.1f}{extra}")
+        if machine is not None and not operator:
+            fields = roofline_report(case, times, machine, args.repeat)
+            for row in rows:
+                row.update(fields.get(row["backend"], {}), machine=machine)
+        results.extend(rows)
         for n in names:
             if n in times:
                 print("BENCH " + json.dumps([r for r in results if r["case"] == desc["case"] and r["backend"] == n][0]))
