@@ -256,7 +256,9 @@ def main(argv=None) -> int:
             rows.append(row)
             extra = f"   (set-up {setups[n]:.2f} s)" if n in setups else ""
             print(f"  {n:8s} {row['threads']:7d} {t:10.3f} {ratio:11.1f}{extra}")
-        if machine is not None and not operator:
+        if machine is not None and operator:
+            print("  roofline: not modelled for the dose operators (they evaluate cached per-point factors)")
+        elif machine is not None:
             fields = roofline_report(case, times, machine, args.repeat)
             for row in rows:
                 row.update(fields.get(row["backend"], {}), machine=machine)

@@ -37,8 +37,8 @@ implementations (``sysdeps/ieee754/dbl-64/e_log.c`` and ``flt-32/e_expf.c``, fro
 optimized-routines; ``expf`` evaluates in double but is booked with the float flops, its type).
 Float (SP) and double (DP) flops are kept apart because their peaks differ:
 ``erf_fast`` = 18 SP (6 FMA = 12, p^2, p^4, p^8, p^16 = 4, 1 / p16, 1 - q) plus 3 for its argument
-``(u_rel - i du) * inv``; trilinear interpolation = 38 DP (3 indices x 3, 4 edge lerps x 4, the last
-13); ``bev_depth`` = 9 DP to ``z``, 26 to the footprint test, 64 with the depth lookup.
+``(u_rel - i du) * inv``; trilinear interpolation = 37 DP (3 indices x 3, 4 edge lerps x 4, the last
+12); ``bev_depth`` = 9 DP to ``z``, 26 to the footprint test, 63 with the depth lookup.
 
 Bytes
 -----
@@ -69,6 +69,9 @@ __all__ = ["FLOP_WEIGHTS", "LATERAL_TILE", "KernelWork", "dose_work", "photon_wo
 #: Beamlets (spots) per axis of one lateral tile (csrc/params.h SFRT_LATERAL_TILE).
 LATERAL_TILE = {"cpu": 512, "gpu": 64}
 
+_TRILINEAR_DP = 37  # three fractional indices 3 x 3, four edge lerps 4 x 4, the last 12
+_LOG_DP = 22  # glibc log main path
+
 #: Flops per operation, counted from the source (module docstring). Keys: what is counted.
 FLOP_WEIGHTS = {
     "erf_fast_sp": 18,           # common.h erf_fast
@@ -77,19 +80,20 @@ FLOP_WEIGHTS = {
     "multiply_add_sp": 2,        # col[i] += pv_j * w[i]; sum += col[i] * pu[i]; lateral += a_k * sum
     "expf": 12,                  # glibc expf main path
     "gauss_argument_sp": 4,      # t = u_rel - i du; t * t * inv2
-    "log_dp": 22,                # glibc log main path
+    "log_dp": _LOG_DP,
     "table_lerp_dp": 4,          # table_at: (1 - t) * T[i] + t * T[i + 1]
-    "trilinear_dp": 38,          # sample_trilinear, bev_depth's depth and scatter_table_at's lookup
-    "ray_setup_dp": 100,         # trace_ray: node 4, direction 18, path_per_z 7, ray_box 27, first sample 44
-    "ray_sample_dp": 52,         # node 2, point 6, trilinear 38, trapezoid 6
+    "trilinear_dp": _TRILINEAR_DP,  # sample_trilinear, bev_depth's depth and scatter_table_at's lookup
+    # trace_ray: node 4, direction 18, path_per_z 7, ray_box 27, first sample (point 6, trilinear)
+    "ray_setup_dp": 4 + 18 + 7 + 27 + 6 + _TRILINEAR_DP,
+    "ray_sample_dp": 2 + 6 + _TRILINEAR_DP + 6,  # node, point, trilinear, trapezoid
     "bev_near_dp": 9,            # bev_depth to the min_z test: q 3, zs 6
     "bev_footprint_dp": 26,      # ... + scale 1, u 6, v 6, lattice ends 4
-    "bev_depth_dp": 64,          # ... + the ray-table trilinear lookup 38
+    "bev_depth_dp": 26 + _TRILINEAR_DP,  # ... + the ray-table lookup
     "photon_depth_dp": 7,        # scale 1, depth index 2, T(d) 4
     "photon_tail_dp": 4,         # u_rel, v_rel 2; t_depth * scale * scale 2
     "photon_sigma_dp": 5,        # sigma_k(d) 4, * scale 1
     "photon_window_dp": 13,      # reach 1, four window ends 3 each
-    "scatter_read_dp": 38 + 22,  # three fractional indices 9 (log 22 more), trilinear 29
+    "scatter_read_dp": _TRILINEAR_DP + _LOG_DP,  # trilinear in (ln(s / s0) / ln r, v, u): a log more
     "proton_layer_depth_dp": 7,  # depth + shifter, / step, t; IDD 4
     "proton_window_dp": 18,      # sigma 4, s_iso 1, reach 1, window ends 12
     "proton_layer_setup_dp": 6,  # inv2 2, u_rel v_rel 2, 1 / (2 pi s^2) 2
