@@ -72,7 +72,8 @@ class CpuPeak:
         return (self.cores if cores is None else cores) * self.ghz * self.flops_per_cycle(element_bits)
 
     def as_dict(self) -> dict:
-        return {"kind": "model peak", "model": self.model, "cores": self.cores, "ghz": self.ghz,
+        return {"peak_formula": "cores x GHz x (vector bits / element bits) x 2 (FMA) x FMA units: a model",
+                "model": self.model, "cores": self.cores, "ghz": self.ghz,
                 "clock_source": self.clock_source, "isa_bits": self.isa_bits, "vector_bits": self.vector_bits,
                 "fma": self.fma, "fma_units": self.fma_units, "peak_sp_gflops": self.gflops(32),
                 "peak_dp_gflops": self.gflops(64), "notes": list(self.notes)}
@@ -161,7 +162,8 @@ def gpu_peak(device: int = 0) -> dict | None:
         return None
     sp, dp = _GPU_LANES[cc]
     ghz = clock_khz / 1e6
-    return {"kind": "model peak", "model": name, "compute_capability": f"{cc[0]}.{cc[1]}", "sms": sms, "ghz": ghz,
+    return {"peak_formula": "SMs x lanes per SM x 2 (FMA) x GHz: a model", "model": name,
+            "compute_capability": f"{cc[0]}.{cc[1]}", "sms": sms, "ghz": ghz,
             "clock_source": "cupy device attribute ClockRate", "peak_sp_gflops": sms * sp * 2 * ghz,
             "peak_dp_gflops": sms * dp * 2 * ghz, "memory_gbps": 2 * mem_khz * 1e3 * bus_bits / 8 / 1e9}
 

@@ -55,7 +55,8 @@ def machine_lines(machine: dict) -> list[str]:
         f"  copy bandwidth  {c['copy_gbps']:8.1f} GB/s ({c['copy_note']})",
     ]
     if c.get("load_average_1min") is not None:
-        lines.append(f"  load average    {c['load_average_1min']:8.2f} (1 min, before the runs: other work shares the cores)")
+        lines.append(f"  load average    {c['load_average_1min']:8.2f} (1 min, before the runs; other work shares "
+                     "the cores)")
     lines += [f"  note: {n}" for n in c["notes"]]
     if "gpu" in machine:
         g = machine["gpu"]
@@ -104,20 +105,23 @@ def roofline_row(work, seconds: float, threads: int, peaks: dict, cores: int) ->
         dp = sp * peaks["peak_dp_gflops"] / peaks["peak_sp_gflops"]
     if sp and dp:
         attainable = _mix_seconds(work, sp * share, dp * share)
-        row.update(attainable_peak_gflops=work.flops / attainable / 1e9, fraction_of_attainable_peak=attainable / seconds)
+        row.update(attainable_peak_gflops=work.flops / attainable / 1e9,
+                   fraction_of_attainable_peak=attainable / seconds)
     return row
 
 
 def roofline_lines(rows: dict) -> list[str]:
     """``rows``: backend -> list of roofline_row dicts."""
-    lines = [(f"  roofline   {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'GFLOP/s':>8s} {'model peak':>10s} {'of model':>8s} "
-              f"{'attainable':>10s} {'of att.':>8s} {'GB/s':>7s}   (peaks for this case's float32/float64 mix)")]
+    lines = [(f"  roofline   {'backend':8s} {'threads':>7s} {'time [s]':>10s} {'GFLOP/s':>8s} {'model peak':>10s} "
+              f"{'of model':>8s} {'attainable':>10s} {'of att.':>8s} {'GB/s':>7s}"
+              "   (peaks for this case's float32/float64 mix; GB/s streamed)")]
     for name, runs in rows.items():
         for r in runs:
             att = (f"{r['attainable_peak_gflops']:10.1f} {100 * r['fraction_of_attainable_peak']:7.2f}%"
                    if "attainable_peak_gflops" in r else f"{'n/a':>10s} {'n/a':>8s}")
-            lines.append(f"  {'':10s} {name:8s} {r['threads']:7d} {r['seconds']:10.3f} {r['gflops']:8.2f} {r['model_peak_gflops']:10.1f} "
-                         f"{100 * r['fraction_of_model_peak']:7.2f}% {att} {r['gbps_streamed']:7.2f}")
+            lines.append(f"  {'':10s} {name:8s} {r['threads']:7d} {r['seconds']:10.3f} {r['gflops']:8.2f} "
+                         f"{r['model_peak_gflops']:10.1f} {100 * r['fraction_of_model_peak']:7.2f}% {att} "
+                         f"{r['gbps_streamed']:7.2f}")
     return lines
 
 

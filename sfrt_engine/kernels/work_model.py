@@ -167,7 +167,11 @@ def _voxel_blocks(grid: Grid, max_voxels: int = 1 << 20):
 
 
 def _bev(task, table: np.ndarray, pts: np.ndarray):
-    """bev_depth over points (``table`` float64): (pairs rejected at min_z, pairs rejected by the footprint, u, v, scale, depth)."""
+    """bev_depth over points (``table`` float64).
+
+    Returns (pairs rejected at min_z, pairs rejected by the footprint, then u, v [mm], SAD / z and
+    depth [mm] of the pairs in reach).
+    """
     q = pts - task.isocenter_xyz_mm
     zs = task.sad_mm - q @ task.axis_source
     near = zs > MIN_SOURCE_DISTANCE_MM
