@@ -10,8 +10,8 @@ Counts (:class:`KernelWork`)
 ----------------------------
 * ``voxel_beam_pairs`` = voxels x beams: every pair the drivers visit. ``pairs_outside``: ``bev_depth``
   returns false (nearer the source than ``min_z``, or ``(u, v)`` outside the ray lattice);
-  ``pairs_in_reach`` = the rest. ``pairs_zero_depth_dose``: in reach but the kernel returns before
-  any lateral sum (photons: ``T(d) == 0``; protons: every layer's ``IDD(d) == 0``).
+  ``pairs_in_reach`` = the rest. ``pairs_zero_depth_dose``: in reach but given no lateral sum
+  (photons: ``T(d) == 0``, the kernel returns; protons: every layer's ``IDD(d) == 0``).
 * Photon component ``k`` of an in-reach pair with ``A_k(d) != 0``: ``k >= n_direct`` reads the
   scatter table (``scatter_reads``); otherwise its window is ``i0 = floor((u - r - a_0) / du)``,
   ``i1 = floor((u + r - a_0) / du)`` clamped to ``[0, nbu - 1]`` (likewise ``j`` along v) with
