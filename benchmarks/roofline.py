@@ -16,10 +16,13 @@ their times can differ a little from the main table's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import machine_peak
 import numpy as np
+
+import sfrt_engine as se
 
 GPU_BACKENDS = ("cuda", "cupy")
 
@@ -35,6 +38,13 @@ def measure_machine(backends, blas_n: int = machine_peak.BLAS_SIZE) -> dict:
         "copy_note": "single-threaded NumPy copy of 64 MiB, read + write bytes",
         # other work on the machine slows the runs and the attainable peaks alike
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}}
+    if "cpp" in backends:
+        # the vector width the C++ kernels were compiled for (-march) caps what they can reach
+        info = se.get_backend("cpp").describe()
+        bits = min(int(info.get("simd_bits", 0)) or cpu.vector_bits, cpu.vector_bits)
+        kernel = dataclasses.replace(cpu, vector_bits=bits, fma=cpu.fma and bool(info.get("fma", True)))
+        machine["cpu"].update(kernel_simd_bits=int(info.get("simd_bits", 0)), kernel_fma=bool(info.get("fma")),
+                              kernel_peak_sp_gflops=kernel.gflops(32), kernel_peak_dp_gflops=kernel.gflops(64))
     if any(b in GPU_BACKENDS for b in backends):
         gpu = machine_peak.gpu_peak()
         if gpu is not None:
@@ -57,6 +67,10 @@ def machine_lines(machine: dict) -> list[str]:
     if c.get("load_average_1min") is not None:
         lines.append(f"  load average    {c['load_average_1min']:8.2f} (1 min, before the runs; other work shares "
                      "the cores)")
+    if "kernel_simd_bits" in c:
+        lines.append(f"  cpp kernels     compiled for {c['kernel_simd_bits']}-bit vectors"
+                     f"{' with FMA' if c['kernel_fma'] else ''}: model peak {c['kernel_peak_sp_gflops']:.1f} float32, "
+                     f"{c['kernel_peak_dp_gflops']:.1f} float64")
     lines += [f"  note: {n}" for n in c["notes"]]
     if "gpu" in machine:
         g = machine["gpu"]

@@ -150,5 +150,6 @@ def test_compare_backends_prints_the_roofline_of_a_small_case(tmp_path):
     assert [r["threads"] for r in row["roofline"]] == [cores, 1]
     assert row["thread_scaling"]["threads"] == cores
     assert row["machine"]["cpu"]["peak_sp_gflops"] > 0
+    assert row["machine"]["cpu"]["kernel_peak_sp_gflops"] <= row["machine"]["cpu"]["peak_sp_gflops"]
     for r in row["roofline"]:
         assert r["gflops"] == pytest.approx(work["flops"] / r["seconds"] / 1e9)
