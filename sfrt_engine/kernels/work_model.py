@@ -219,7 +219,7 @@ def _trace_and_grid(task, grid: Grid, rows: int, target: str) -> tuple[int, int,
     return flops, operand, streamed, samples
 
 
-def photon_work(tasks, tables, grid: Grid, target: str = "cpu") -> KernelWork:
+def photon_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None) -> KernelWork:
     """Counted work of ``photon_dose(density, grid, tasks)`` on a compiled backend.
 
     Parameters
@@ -230,12 +230,14 @@ def photon_work(tasks, tables, grid: Grid, target: str = "cpu") -> KernelWork:
     grid : Grid
     target : {"cpu", "gpu"}
         The driver (tile size and per-voxel coordinate flops).
+    lateral_tile : int, optional
+        Beamlets per lateral tile when the kernels were built with another SFRT_LATERAL_TILE.
 
     Returns
     -------
     KernelWork
     """
-    tile = LATERAL_TILE[target]
+    tile = lateral_tile or LATERAL_TILE[target]
     total = KernelWork()
     for task, table in zip(tasks, tables):
         table = np.asarray(table, dtype=np.float64)
@@ -302,13 +304,13 @@ def photon_work(tasks, tables, grid: Grid, target: str = "cpu") -> KernelWork:
     return total
 
 
-def proton_work(tasks, tables, grid: Grid, target: str = "cpu") -> KernelWork:
+def proton_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None) -> KernelWork:
     """Counted work of ``proton_dose(stopping_power, grid, tasks)`` on a compiled backend.
 
     Parameters as :func:`photon_work`, with ProtonBeamTask work orders and ray tables on the
     relative stopping power.
     """
-    tile = LATERAL_TILE[target]
+    tile = lateral_tile or LATERAL_TILE[target]
     total = KernelWork()
     for task, table in zip(tasks, tables):
         table = np.asarray(table, dtype=np.float64)

@@ -4,6 +4,10 @@ against a scalar transcription of the kernels' loops, and against the reference'
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +15,19 @@ import pytest
 import sfrt_engine as se
 from sfrt_engine.grid import Grid
 from sfrt_engine.kernels import work_model as wm
-from sfrt_engine.kernels._proton_task import ProtonBeamTask, ProtonLayerTask
-from sfrt_engine.kernels._task import CUTOFF_SIGMA, PhotonBeamTask, ScatterTable, prepare_photon_tasks
+from sfrt_engine.kernels._proton_task import (
+    ProtonBeamTask,
+    ProtonLayerTask,
+    compiled_proton_arguments,
+    prepare_proton_tasks,
+)
+from sfrt_engine.kernels._task import (
+    CUTOFF_SIGMA,
+    PhotonBeamTask,
+    ScatterTable,
+    compiled_arguments,
+    prepare_photon_tasks,
+)
 from sfrt_engine.kernels.backend_numpy import _bev_depth, radiological_depth
 
 W = wm.FLOP_WEIGHTS
@@ -233,3 +248,54 @@ def test_work_adds_up_over_fields():
     total = a + b
     assert (total.erf_evaluations, total.flops) == (7, 10)
     assert total.as_dict()["flops"] == 10
+
+
+def test_counts_match_the_instrumented_kernels(tmp_path):
+    """tests/kernels/work_counts.cpp runs csrc/physics over every voxel with erf_fast and expf counted:
+    the pairs in reach and the erf and exp calls of the model must be the kernels' own, for a photon
+    beam (whole-beam tile and tiles of 4 beamlets) and a proton beam."""
+    compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
+    csrc = Path(__file__).resolve().parents[2] / "csrc"
+    if compiler is None or not (csrc / "physics" / "photon.h").is_file():
+        pytest.skip("needs a C++ compiler and the csrc tree")
+    exes = {}
+    for tile in (None, 4):
+        exes[tile] = tmp_path / f"counts_{tile}"
+        define = [f"-DSFRT_LATERAL_TILE={tile}"] if tile else []
+        subprocess.run([compiler, "-std=c++17", "-O1", *define, f"-I{csrc}",
+                        str(Path(__file__).with_name("work_counts.cpp")), "-o", str(exes[tile])],
+                       check=True, timeout=120, capture_output=True)
+
+    def kernel_counts(kind, arrays, tile=None):
+        for name, array in arrays.items():
+            np.ascontiguousarray(array).tofile(tmp_path / f"{name}.bin")
+        out = subprocess.run([str(exes[tile]), kind], cwd=tmp_path, check=True, timeout=60, capture_output=True,
+                             text=True).stdout
+        return tuple(int(v) for v in out.split())
+
+    cpp = se.get_backend("cpp")
+    patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=8.0)
+    machine = se.load_machine("photon_6mv")
+    beam = se.plan.conformal_beams(patient, "PTV", machine, gantry_deg=[40.0], couch_deg=[15.0])[0]
+    (task,) = prepare_photon_tasks([beam], patient.grid)
+    density, grid_pack, params, weights, tdd, cw, cs, scatter = compiled_arguments(patient.density(), patient.grid,
+                                                                                   [task])
+    table = cpp.radiological_depth(density, patient.grid, task)
+    arrays = {"grid": grid_pack, "beam": params[0], "table": table, "weights": weights[0], "tdd": tdd[0],
+              "cw": cw[0], "cs": cs[0], "scatter": scatter[0]}
+    for tile in (None, 4):
+        w = wm.photon_work([task], [table], patient.grid, lateral_tile=tile)
+        assert kernel_counts("photon", arrays, tile) == (w.pairs_in_reach, w.erf_evaluations, 0)
+        assert w.erf_evaluations > 1000
+
+    proton = se.plan.open_field(se.load_machine("proton_generic"), patient, field_mm=(40.0, 30.0), gantry_deg=250.0,
+                                couch_deg=15.0, energy_mev=120.0)
+    (ptask,) = prepare_proton_tasks([proton], patient.grid)
+    rsp, grid_pack, params, layers, weights, idd, sigma = compiled_proton_arguments(patient.stopping_power(),
+                                                                                   patient.grid, [ptask])
+    table = cpp.radiological_depth(rsp, patient.grid, ptask)
+    w = wm.proton_work([ptask], [table], patient.grid)
+    arrays = {"grid": grid_pack, "beam": params[0], "table": table, "layers": layers[0], "weights": weights[0],
+              "idd": idd[0], "sigma": sigma[0]}
+    assert kernel_counts("proton", arrays) == (w.pairs_in_reach, 0, w.exp_evaluations)
+    assert w.exp_evaluations > 1000
