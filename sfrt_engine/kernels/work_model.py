@@ -4,7 +4,9 @@ A model, computed from a case's own geometry, of what ``compute_dose`` makes the
 do: per beam the ray trace (``raytrace.h`` ``trace_ray``), then for every voxel-beam pair
 ``bev_depth`` and ``photon_bev_dose`` (``photon.h``) or ``proton_bev_dose`` (``proton.h``). It
 mirrors their control flow pair by pair (vectorised over the voxels, float64 geometry, the float32
-machine tables the kernels read) and adds fixed per-operation weights. No timing, no kernel counters.
+machine tables the kernels read) and adds fixed per-operation weights. No timing, no kernel counters;
+the pair, erf and exp counts equal those of csrc/physics run with counting wrappers
+(tests/kernels/work_counts.cpp).
 
 Counts (:class:`KernelWork`)
 ----------------------------
