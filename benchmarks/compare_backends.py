@@ -46,6 +46,7 @@ import cases as case_lib  # noqa: E402
 import roofline  # noqa: E402
 
 import sfrt_engine as se  # noqa: E402
+from sfrt_engine.kernels import geometry_cache  # noqa: E402
 from sfrt_engine.kernels.work_model import dose_work  # noqa: E402
 
 CASES = {
@@ -139,17 +140,28 @@ def time_cpp_scaling(case, threads: int, repeat: int) -> tuple[float, float]:
     """Best seconds of ``compute_dose`` on the cpp backend on 1 thread and on ``threads``, the two
     timed alternately (so a change in the machine's load reaches both alike), after one warm-up each."""
     cpp = se.get_backend("cpp")
-    best = {1: np.inf, threads: np.inf}
-    for n in best:
+    counts = (1, threads)
+    best = dict.fromkeys(counts, np.inf)
+    for n in counts:
         with cpp.limit_threads(n):
             se.compute_dose(case.beams, case.patient, backend="cpp")
     for _ in range(repeat):
-        for n in best:
+        for n in counts:
             with cpp.limit_threads(n):
                 start = time.perf_counter()
                 se.compute_dose(case.beams, case.patient, backend="cpp")
                 best[n] = min(best[n], time.perf_counter() - start)
     return float(best[1]), float(best[threads])
+
+
+def cpp_traces_rays(case) -> bool:
+    """Whether a repeated ``compute_dose`` on the cpp backend still traces ray tables: False when the
+    geometry cache serves every lookup of the call (ray tables, density, scatter profiles), True when
+    it misses (cache off or too small for the case)."""
+    se.compute_dose(case.beams, case.patient, backend="cpp")
+    before = geometry_cache.stats()["misses"]
+    se.compute_dose(case.beams, case.patient, backend="cpp")
+    return geometry_cache.stats()["misses"] > before
 
 
 def roofline_report(case, times: dict, machine: dict, repeat: int) -> dict[str, dict]:
@@ -159,7 +171,9 @@ def roofline_report(case, times: dict, machine: dict, repeat: int) -> dict[str, 
     if not compiled:
         return {}
     targets = {n: "gpu" if n in roofline.GPU_BACKENDS else "cpu" for n in compiled}
-    work = {t: dose_work(case.beams, case.patient, target=t) for t in sorted(set(targets.values()))}
+    # the GPU backends trace every call; the cpp backend reuses the geometry cache's ray tables
+    work = {t: dose_work(case.beams, case.patient, target=t, ray_trace=t == "gpu" or cpp_traces_rays(case))
+            for t in sorted(set(targets.values()))}
     for line in roofline.work_lines(work["cpu" if "cpu" in work else "gpu"]):
         print(line)
     cores = machine["cpu"]["cores"]

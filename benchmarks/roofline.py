@@ -90,7 +90,8 @@ def work_lines(w) -> list[str]:
          f"{w.pairs_outside:,}, zero depth dose {w.pairs_zero_depth_dose:,}"),
         (f"    lateral sums {w.lateral_sums:,}, beamlet terms {w.beamlet_terms:,}, erf {w.erf_evaluations:,}, "
          f"exp {w.exp_evaluations:,}, scatter-table reads {w.scatter_reads:,}"),
-        f"    ray trace {w.rays:,} rays, {w.ray_samples:,} density samples",
+        (f"    ray trace {w.rays:,} rays, {w.ray_samples:,} density samples" if w.rays else
+         "    ray trace: none (the timed calls read the geometry cache's ray tables)"),
         (f"    flops {w.flops:.3e} (float32 {w.flops_sp:.3e}, float64 {w.flops_dp:.3e}); "
          f"bytes {w.bytes_operand:.3e} operand, {w.bytes_streamed:.3e} streamed"),
         (f"    arithmetic intensity {w.intensity_operand:.2f} flop/B (operand), "

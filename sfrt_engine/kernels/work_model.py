@@ -25,7 +25,9 @@ Counts (:class:`KernelWork`)
   (u-tile, v-tile)).
 * Proton layer of an in-reach pair with ``IDD(d + shifter) != 0``: window ``i0 = ceil((u - r - u_0) / du)``,
   ``i1 = floor((u + r - u_0) / du)`` (spot centres), ``exp_evaluations`` += ``ni + n_i nj``.
-* ``rays`` = ray-lattice nodes (nv nu) per beam, ``ray_samples`` = rays x nz density samples.
+* ``rays`` = ray-lattice nodes (nv nu) per beam, ``ray_samples`` = rays x nz density samples; both 0
+  (and the trace's flops and bytes left out) for a call that reads its ray tables from the geometry
+  cache (``ray_trace=False``: a repeated cpp call on the same geometry).
 
 Flop weights (:data:`FLOP_WEIGHTS`)
 -----------------------------------
@@ -209,19 +211,21 @@ def _lateral(ni: np.ndarray, nj: np.ndarray, tile: int) -> dict:
             "v_rows": int((n_i * nj).sum())}
 
 
-def _trace_and_grid(task, grid: Grid, rows: int, target: str) -> tuple[int, int, int, int]:
-    """(flops_dp, bytes_operand, bytes_streamed, samples) of one beam's ray trace and grid sweep."""
-    rays = task.ray_nv * task.ray_nu
+def _trace_and_grid(task, grid: Grid, rows: int, target: str, ray_trace: bool) -> tuple[int, int, int, int, int]:
+    """(flops_dp, bytes_operand, bytes_streamed, rays, samples) of one beam's ray trace (if traced) and grid
+    sweep; without the trace the ray table is still read once per pass."""
+    rays = task.ray_nv * task.ray_nu if ray_trace else 0
     samples = rays * task.ray_nz
-    table_bytes = _F32 * samples
+    table_bytes = _F32 * task.ray_nv * task.ray_nu * task.ray_nz
     flops = rays * _W["ray_setup_dp"] + samples * _W["ray_sample_dp"] + grid.size * _VOXEL_DP[target]
     flops += 4 * rows if target == "cpu" else 0
     operand = rays * 8 * _F32 + samples * (8 * _F32 + _F32) + grid.size * 2 * _F32
-    streamed = grid.size * _F32 + 2 * table_bytes + grid.size * 2 * _F32
-    return flops, operand, streamed, samples
+    streamed = (grid.size * _F32 + table_bytes if ray_trace else 0) + table_bytes + grid.size * 2 * _F32
+    return flops, operand, streamed, rays, samples
 
 
-def photon_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None) -> KernelWork:
+def photon_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None,
+                ray_trace: bool = True) -> KernelWork:
     """Counted work of ``photon_dose(density, grid, tasks)`` on a compiled backend.
 
     Parameters
@@ -234,6 +238,9 @@ def photon_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: in
         The driver (tile size and per-voxel coordinate flops).
     lateral_tile : int, optional
         Beamlets per lateral tile when the kernels were built with another SFRT_LATERAL_TILE.
+    ray_trace : bool
+        Whether the call traces the ray tables (False: it reads them from the geometry cache, as a
+        repeated cpp call does; the trace's flops and bytes are then left out).
 
     Returns
     -------
@@ -293,20 +300,21 @@ def photon_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: in
                             + (lat["cols"] + lat["v_rows"]) * _W["profile_difference_sp"]
                             + (lat["terms"] + lat["cols"] + lat["sums"]) * _W["multiply_add_sp"])
                 c["op"] += lat["terms"] * _F32  # weights
-        flops, operand, streamed, samples = _trace_and_grid(task, grid, rows_total, target)
+        flops, operand, streamed, rays, samples = _trace_and_grid(task, grid, rows_total, target, ray_trace)
         tables_bytes = (tdd.size + comp_w.size + comp_s.size + task.weights_mu.size
                         + task.scatter_values().size) * _F32
         total += KernelWork(
             voxel_beam_pairs=grid.size, pairs_in_reach=c["reach"], pairs_zero_depth_dose=c["zero"],
             lateral_sums=c["sums"], beamlet_terms=c["terms"], erf_evaluations=c["erf"], scatter_reads=c["scatter"],
-            rays=task.ray_nv * task.ray_nu, ray_samples=samples, flops_sp=c["sp"] + grid.size,
+            rays=rays, ray_samples=samples, flops_sp=c["sp"] + grid.size,
             flops_dp=c["dp"] + flops, bytes_operand=c["op"] + operand, bytes_streamed=streamed + tables_bytes)
     if tasks:
         total += KernelWork(bytes_operand=grid.size * _F32, bytes_streamed=grid.size * _F32)  # zero fill
     return total
 
 
-def proton_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None) -> KernelWork:
+def proton_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: int | None = None,
+                ray_trace: bool = True) -> KernelWork:
     """Counted work of ``proton_dose(stopping_power, grid, tasks)`` on a compiled backend.
 
     Parameters as :func:`photon_work`, with ProtonBeamTask work orders and ray tables on the
@@ -354,21 +362,22 @@ def proton_work(tasks, tables, grid: Grid, target: str = "cpu", lateral_tile: in
                             + lat["sums"] * _W["proton_layer_tail_sp"])
                 c["op"] += lat["terms"] * _F32
             c["zero"] += int((~any_dose).sum())
-        flops, operand, streamed, samples = _trace_and_grid(task, grid, rows_total, target)
+        flops, operand, streamed, rays, samples = _trace_and_grid(task, grid, rows_total, target, ray_trace)
         energies = {layer.energy_index for layer in task.layers}
         tables_bytes = (2 * len(energies) * idd.shape[1] + sum(ly.weights_gp.size for ly in task.layers)) * _F32
         tables_bytes += len(task.layers) * 9 * 8
         total += KernelWork(
             voxel_beam_pairs=grid.size, pairs_in_reach=c["reach"], pairs_zero_depth_dose=c["zero"],
             lateral_sums=c["sums"], beamlet_terms=c["terms"], exp_evaluations=c["exp"],
-            rays=task.ray_nv * task.ray_nu, ray_samples=samples, flops_sp=c["sp"] + grid.size,
+            rays=rays, ray_samples=samples, flops_sp=c["sp"] + grid.size,
             flops_dp=c["dp"] + flops, bytes_operand=c["op"] + operand, bytes_streamed=streamed + tables_bytes)
     if tasks:
         total += KernelWork(bytes_operand=grid.size * _F32, bytes_streamed=grid.size * _F32)
     return total
 
 
-def dose_work(beams, patient, target: str = "cpu", depth_backend: str | None = None) -> KernelWork:
+def dose_work(beams, patient, target: str = "cpu", depth_backend: str | None = None,
+              ray_trace: bool = True) -> KernelWork:
     """Counted work of ``compute_dose(beams, patient)`` on a compiled backend (module docstring).
 
     Parameters
@@ -380,6 +389,8 @@ def dose_work(beams, patient, target: str = "cpu", depth_backend: str | None = N
     depth_backend : str, optional
         Backend that computes the ray tables the model reads (they agree to float32 round-off);
         default cpp where it runs, else numpy.
+    ray_trace : bool
+        Whether the counted call traces the ray tables (see :func:`photon_work`).
 
     Returns
     -------
@@ -402,9 +413,10 @@ def dose_work(beams, patient, target: str = "cpu", depth_backend: str | None = N
     if photons:
         density = patient.density()
         work += photon_work(photons, [host(engine.radiological_depth(density, grid, t)) for t in photons], grid,
-                            target)
+                            target, ray_trace=ray_trace)
     protons = prepare_proton_tasks([b for b in beams if isinstance(b, ProtonBeam)], grid)
     if protons:
         rsp = patient.stopping_power()
-        work += proton_work(protons, [host(engine.radiological_depth(rsp, grid, t)) for t in protons], grid, target)
+        work += proton_work(protons, [host(engine.radiological_depth(rsp, grid, t)) for t in protons], grid, target,
+                            ray_trace=ray_trace)
     return work

@@ -95,6 +95,16 @@ def test_photon_flops_and_bytes_of_one_beam_on_a_plane():
     assert w.intensity_streamed == pytest.approx(w.flops / w.bytes_streamed)
 
 
+def test_a_call_on_cached_ray_tables_leaves_the_trace_out():
+    traced = wm.photon_work([photon_task()], [depth_table(50.0)], GRID)
+    cached = wm.photon_work([photon_task()], [depth_table(50.0)], GRID, ray_trace=False)
+    assert (cached.rays, cached.ray_samples) == (0, 0)
+    assert traced.flops_dp - cached.flops_dp == RAYS * W["ray_setup_dp"] + SAMPLES * W["ray_sample_dp"]
+    assert traced.bytes_streamed - cached.bytes_streamed == (169 + SAMPLES) * 4  # density read, table written
+    assert traced.bytes_operand - cached.bytes_operand == (RAYS * 8 + SAMPLES * 9) * 4
+    assert (cached.erf_evaluations, cached.flops_sp) == (traced.erf_evaluations, traced.flops_sp)
+
+
 def test_photon_pairs_with_zero_depth_dose_do_no_lateral_work():
     w = wm.photon_work([photon_task(tdd=0.0)], [depth_table(50.0)], GRID)
     assert (w.pairs_in_reach, w.pairs_zero_depth_dose) == (IN_REACH, IN_REACH)
