@@ -22,8 +22,8 @@ Two kinds of number, never to be confused:
   device attributes. Untested on a device in this repository's CI (no GPU there); every failure
   returns None.
 * **Attainable peak** (:func:`measure_blas_gflops`, :func:`measure_copy_gbps`): measured now, in
-  well under a second: the GFLOP/s of a float32 (float64) matrix product by NumPy's BLAS on its
-  default threads (``2 n^3`` flops, best of a few), and the GB/s of a single-threaded NumPy copy
+  about a second: the GFLOP/s of a float32 (float64) matrix product by NumPy's BLAS on its default
+  threads and on one (``2 n^3`` flops, best of a few), and the GB/s of a single-threaded NumPy copy
   (read + write bytes), a lower bound on the machine's memory bandwidth.
 """
 
@@ -178,13 +178,17 @@ def _best_seconds(fn, repeat: int) -> float:
     return best
 
 
-def measure_blas_gflops(dtype=np.float32, n: int = BLAS_SIZE, repeat: int = 3) -> float:
-    """Attainable GFLOP/s of an ``n x n`` matrix product in ``dtype`` by NumPy's BLAS (``2 n^3`` flops)."""
+def measure_blas_gflops(dtype=np.float32, n: int = BLAS_SIZE, repeat: int = 3, threads: int | None = None) -> float:
+    """Attainable GFLOP/s of an ``n x n`` matrix product in ``dtype`` by NumPy's BLAS (``2 n^3`` flops), on
+    its default threads or on ``threads`` (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     out = np.empty((n, n), dtype=dtype)
-    return 2.0 * n ** 3 / _best_seconds(lambda: np.matmul(a, b, out=out), repeat) / 1e9
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return 2.0 * n ** 3 / _best_seconds(lambda: np.matmul(a, b, out=out), repeat) / 1e9
 
 
 def measure_copy_gbps(nbytes: int = 1 << 26, repeat: int = 5) -> float:

@@ -9,7 +9,7 @@ time. Its "peak" is the peak for the case's own mix of float and double flops::
 
 against the model peak (:func:`machine_peak.cpu_peak`) and against the attainable peak measured now
 (BLAS matrix products). The GB/s column is ``bytes_streamed`` / time, to set against the measured copy
-bandwidth. One-thread rows use one core's model peak and the attainable peak divided by the cores.
+bandwidth. One-thread rows use one core's model peak and the attainable peak of one BLAS thread.
 The cpp rows come from the thread-scaling runs (1 thread and every core, timed alternately), so
 their times can differ a little from the main table's.
 """
@@ -33,7 +33,9 @@ def measure_machine(backends, blas_n: int = machine_peak.BLAS_SIZE) -> dict:
     machine = {"cpu": cpu.as_dict() | {
         "attainable_sp_gflops": machine_peak.measure_blas_gflops(np.float32, blas_n),
         "attainable_dp_gflops": machine_peak.measure_blas_gflops(np.float64, blas_n),
-        "attainable_note": f"NumPy BLAS {blas_n}^3 matrix products (float32, float64), default BLAS threads",
+        "attainable_sp_gflops_1thread": machine_peak.measure_blas_gflops(np.float32, blas_n, threads=1),
+        "attainable_dp_gflops_1thread": machine_peak.measure_blas_gflops(np.float64, blas_n, threads=1),
+        "attainable_note": f"NumPy BLAS {blas_n}^3 matrix products (float32, float64)",
         "copy_gbps": machine_peak.measure_copy_gbps(),
         "copy_note": "single-threaded NumPy copy of 64 MiB, read + write bytes",
         # other work on the machine slows the runs and the attainable peaks alike
@@ -61,7 +63,9 @@ def machine_lines(machine: dict) -> list[str]:
         (f"  model peak      {c['peak_sp_gflops']:8.1f} GFLOP/s float32 {c['peak_dp_gflops']:8.1f} float64"
          "  (cores x GHz x lanes x 2 FMA x units)"),
         (f"  attainable peak {c['attainable_sp_gflops']:8.1f} GFLOP/s float32 {c['attainable_dp_gflops']:8.1f}"
-         f" float64  ({c['attainable_note']})"),
+         f" float64 ({c['attainable_note']}, default BLAS threads)"),
+        (f"                  {c['attainable_sp_gflops_1thread']:8.1f} GFLOP/s float32 "
+         f"{c['attainable_dp_gflops_1thread']:8.1f} float64 on 1 BLAS thread"),
         f"  copy bandwidth  {c['copy_gbps']:8.1f} GB/s ({c['copy_note']})",
     ]
     if c.get("load_average_1min") is not None:
@@ -107,8 +111,9 @@ def _mix_seconds(work, peak_sp: float, peak_dp: float) -> float:
 def roofline_row(work, seconds: float, threads: int, peaks: dict, cores: int) -> dict:
     """Achieved GFLOP/s and GB/s of one run, and its fraction of the model and attainable peaks.
 
-    ``peaks``: the machine's "cpu" or "gpu" entry; ``threads`` < ``cores`` scales the CPU peaks by
-    threads / cores (one core's model peak; the attainable one divided evenly).
+    ``peaks``: the machine's "cpu" or "gpu" entry; ``threads`` < ``cores`` scales the peaks by
+    threads / cores, except that one thread is held against the attainable peak measured on one BLAS
+    thread when the entry has it.
     """
     share = min(threads, cores) / cores
     model = _mix_seconds(work, peaks["peak_sp_gflops"] * share, peaks["peak_dp_gflops"] * share)
@@ -116,6 +121,8 @@ def roofline_row(work, seconds: float, threads: int, peaks: dict, cores: int) ->
            "gbps_streamed": work.bytes_streamed / seconds / 1e9,
            "model_peak_gflops": work.flops / model / 1e9, "fraction_of_model_peak": model / seconds}
     sp, dp = peaks.get("attainable_sp_gflops"), peaks.get("attainable_dp_gflops")
+    if threads == 1 and cores > 1 and "attainable_sp_gflops_1thread" in peaks:
+        sp, dp, share = peaks["attainable_sp_gflops_1thread"], peaks["attainable_dp_gflops_1thread"], 1.0
     if sp and not dp:  # GPU: only float32 is measured; scale float64 by the model ratio
         dp = sp * peaks["peak_dp_gflops"] / peaks["peak_sp_gflops"]
     if sp and dp:

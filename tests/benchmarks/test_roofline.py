@@ -112,6 +112,7 @@ def test_gpu_peak_of_an_h200_from_device_attributes(monkeypatch):
 
 def test_measured_peaks_are_positive():
     assert machine_peak.measure_blas_gflops(np.float32, n=128, repeat=1) > 0
+    assert machine_peak.measure_blas_gflops(np.float64, n=128, repeat=1, threads=1) > 0
     assert machine_peak.measure_copy_gbps(nbytes=1 << 20, repeat=1) > 0
 
 
@@ -127,6 +128,10 @@ def test_roofline_row_uses_the_float32_float64_mix():
     assert row["gbps_streamed"] == pytest.approx(0.1 / 0.3)
     one = roofline.roofline_row(work, 0.3, 1, peaks, 2)  # one of two cores: half the peaks
     assert one["fraction_of_model_peak"] == pytest.approx(0.2)
+    assert one["fraction_of_attainable_peak"] == pytest.approx(0.4)
+    peaks.update(attainable_sp_gflops_1thread=40.0, attainable_dp_gflops_1thread=10.0)  # 0.025 + 0.1 s
+    one = roofline.roofline_row(work, 0.3, 1, peaks, 2)
+    assert one["fraction_of_attainable_peak"] == pytest.approx(0.125 / 0.3)
     scaling = roofline.scaling_record(1.0, 0.625, 2)
     assert (scaling["speedup"], scaling["parallel_efficiency"]) == (pytest.approx(1.6), pytest.approx(0.8))
 
