@@ -49,9 +49,10 @@ Bytes
 ``bytes_operand``: every load and store of a kernel argument array as the source issues it (8 floats
 per trilinear read, 2 per table lookup, the 72-byte record of each proton layer per pair, ``ni nj``
 weights per window, the dose ``+=`` read and write per pair; scratch arrays, registers and the packed
-grid and beam vectors are left out): the traffic to the first cache level. ``bytes_streamed``: each array read or written once per beam pass (density,
-ray table written then read, the dose grid read and written, weights and machine and scatter
-tables), plus the zero fill of the dose: the memory traffic with perfect cache reuse within a pass.
+grid and beam vectors are left out): the traffic to the first cache level. ``bytes_streamed``: each
+array read or written once per beam pass (density and ray-table writes when traced, the ray table
+read, the dose grid read and written, weights and machine and scatter tables), plus the zero fill of
+the dose: the memory traffic with perfect cache reuse within a pass.
 The two arithmetic intensities bracket where a case sits on a roofline.
 """
 
