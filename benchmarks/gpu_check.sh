@@ -9,7 +9,8 @@
 #   4. run the GPU benchmarks and parity record (benchmarks/gpu_bench.py: dose cases, RT Plan
 #      recompute, a whole optimisation, the full sfrt compare), and the dose operators' forward +
 #      adjoint iteration (benchmarks/compare_backends.py --cases op-sarcoma op-water100);
-#   5. sweep the launch shape of the dose kernels (benchmarks/gpu_profile.py --sweep; SFRT_GPU_CHECK_SWEEP=0 skips).
+#   5. the roofline of the dose cases (benchmarks/compare_backends.py: work model, device and host peaks);
+#   6. sweep the launch shape of the dose kernels (benchmarks/gpu_profile.py --sweep; SFRT_GPU_CHECK_SWEEP=0 skips).
 # Every step has its own time limit, and the logs go to $OUT as they are written, so a run cut short
 # still brings back what it did.
 # Results: benchmarks/results/gpu-<device>-<date>.json (and copies under $OUT when set).
@@ -52,6 +53,9 @@ PYTHONUNBUFFERED=1 timeout 90 python3 benchmarks/compare_backends.py --cases op-
   --json-out "benchmarks/results/gpu-operators-${device}-${date_tag}.json" 2>&1 | grep -v '^BENCH' | tail -20
 [ "${PIPESTATUS[0]}" = 0 ] || bench_rc=1
 [ "$out_dir" != "$root/benchmarks/results" ] && cp "benchmarks/results/gpu-operators-${device}-${date_tag}.json" "$out_dir/"
+log "roofline: counted work, achieved GFLOP/s against the device's and the host's peaks, 1 vs all cores"
+PYTHONUNBUFFERED=1 timeout 150 python3 benchmarks/compare_backends.py --cases sarcoma water100 --backends cuda cupy cpp \
+  --repeat "$repeat" --json-out "$out_dir/gpu-roofline.json" 2>&1 | grep -v '^BENCH' | tee "$out_dir/gpu-roofline.log" | tail -40
 if [ "${SFRT_GPU_CHECK_SWEEP:-1}" = 1 ]; then
   log "launch-shape sweep (csrc/README.md, Launch configuration)"
   for b in cuda cupy; do
