@@ -1,5 +1,6 @@
 #include "photon_cpu.h"
 
+#include <stdexcept>
 #include <vector>
 
 #ifdef _OPENMP
@@ -8,6 +9,7 @@
 
 #include "../physics/photon.h"
 #include "../physics/proton.h"
+#include "photon_rows.h"
 
 namespace sfrt {
 
@@ -84,9 +86,29 @@ void trace_rays_cpu(const float* density, const GridParams& grid, const ProtonBe
 
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose) {
-    dose_cpu(density, grid, beams, dose, [](const PhotonBeamArrays& a, const float* t, double x, double y, double z) {
-        return photon_point_dose(a.params, t, a.weights, a.tdd, a.comp_w, a.comp_s, a.scatter, x, y, z);
-    });
+    // per beam: its ray table, then rows::photon_row over every (z, y) row (photon_rows.h)
+    const long long rows = (long long)grid.nz * grid.ny;
+    for (const PhotonBeamArrays& beam : beams) {
+        const PhotonBeamParams& b = beam.params;
+        const long long n_table = (long long)b.ray_nv * b.ray_nu * b.ray_nz;
+        if (n_table >= (1LL << 31) || (long long)b.tab_nlev * b.tab_nv * b.tab_nu >= (1LL << 31)) {
+            // the row kernels index these tables with 32-bit offsets (vector gathers)
+            throw std::length_error("photon_dose: a ray table or scatter table has 2^31 or more entries; "
+                                    "use a coarser dose grid or fewer rays");
+        }
+        std::vector<float> table((size_t)n_table);
+        trace_all(density, grid, b, table.data());
+        const rows::DepthPack depth = rows::pack_depth(b, beam.tdd, beam.comp_w, beam.comp_s);
+#pragma omp parallel
+        {
+            rows::RowScratch scratch(grid.nx);
+#pragma omp for schedule(dynamic, 4)
+            for (long long r = 0; r < rows; ++r) {
+                rows::photon_row(b, depth, table.data(), beam.weights, beam.scatter, grid, (int)(r / grid.ny),
+                                 (int)(r % grid.ny), scratch, dose + r * grid.nx);
+            }
+        }
+    }
 }
 
 void proton_dose_cpu(const float* density, const GridParams& grid, const std::vector<ProtonBeamArrays>& beams,
