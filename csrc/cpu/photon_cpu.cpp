@@ -10,6 +10,7 @@
 #include "../physics/photon.h"
 #include "../physics/proton.h"
 #include "photon_rows.h"
+#include "trace_rows.h"
 
 namespace sfrt {
 
@@ -36,10 +37,14 @@ namespace {
 template <class Beam>
 void trace_all(const float* density, const GridParams& grid, const Beam& beam, float* table) {
     const long long n_rays = (long long)beam.ray_nv * beam.ray_nu;
-#pragma omp parallel for schedule(dynamic, 16)
-    for (long long r = 0; r < n_rays; ++r) {
-        const int iv = (int)(r / beam.ray_nu), iu = (int)(r % beam.ray_nu);
-        trace_ray(density, grid, beam, iv, iu, table + r * beam.ray_nz, 1);
+#pragma omp parallel
+    {
+        rows::TraceScratch scratch(beam.ray_nz);
+#pragma omp for schedule(dynamic, 16)
+        for (long long r = 0; r < n_rays; ++r) {
+            const int iv = (int)(r / beam.ray_nu), iu = (int)(r % beam.ray_nu);
+            rows::trace_ray_cpu(density, grid, beam, iv, iu, table + r * beam.ray_nz, scratch);
+        }
     }
 }
 
