@@ -93,7 +93,7 @@ struct RowScratch {
     std::vector<int> idx;                                                    // [nx + kLanes]
     std::vector<float> a, s;                                      // [ncomp][nx + kLanes]
     std::vector<unsigned char> hit;                               // [nx + kLanes]
-    std::vector<Lanes> eu, ev, col;                               // [SFRT_MAX_BEAMLETS_1D + 1]
+    std::vector<Lanes> eu, ev;                                    // [SFRT_MAX_BEAMLETS_1D + 2]
     int stride = 0;
 
     explicit RowScratch(int nx) : stride(nx + kLanes) {
@@ -106,7 +106,6 @@ struct RowScratch {
         hit.assign(stride, 0);
         eu.resize(SFRT_MAX_BEAMLETS_1D + 2);
         ev.resize(SFRT_MAX_BEAMLETS_1D + 2);
-        col.resize(SFRT_MAX_BEAMLETS_1D + 2);
     }
 };
 
@@ -297,7 +296,6 @@ inline void row_beamlets(const PhotonBeamParams& b, const float* weights, int k,
     const float cutoff = (float)b.cutoff_sigma;
     Lanes* __restrict eu = w.eu.data();
     Lanes* __restrict ev = w.ev.data();
-    Lanes* __restrict col = w.col.data();
     for (int x0 = lo; x0 <= hi; x0 += kLanes) {
         alignas(32) float ur[kLanes], vr[kLanes], inv[kLanes], ak[kLanes];
         alignas(32) int i0[kLanes], i1[kLanes], j0[kLanes], j1[kLanes];
@@ -354,24 +352,42 @@ inline void row_beamlets(const PhotonBeamParams& b, const float* weights, int k,
                 ev[j].x[l] = (e >= j0[l] && e <= j1[l]) ? p : 0.0f;
             }
         }
-        // column sums c_i = sum_j Pv_j W_ji (weights broadcast to every lane), then sum_i c_i Pu_i
-        for (int i = 0; i < ni; ++i) {
+        // column sums c_i = sum_j Pv_j W_ji (weights broadcast to every lane, j in order), four columns at a
+        // time in registers, then sum_i c_i Pu_i in order
+        alignas(32) float sum[kLanes] = {};
+        int i = 0;
+        for (; i + 4 <= ni; i += 4) {
+            alignas(32) float c0[kLanes] = {}, c1[kLanes] = {}, c2[kLanes] = {}, c3[kLanes] = {};
+            for (int j = 0; j < nj; ++j) {
+                const float* wr = weights + (long long)(J0 + j) * nbu + I0 + i;
+                const float w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3];
+                const float* pv = ev[j].x;
 #pragma omp simd
-            for (int l = 0; l < kLanes; ++l) col[i].x[l] = 0.0f;
-        }
-        for (int j = 0; j < nj; ++j) {
-            const float* wr = weights + (long long)(J0 + j) * nbu + I0;
-            const Lanes pv = ev[j];
-            for (int i = 0; i < ni; ++i) {
-                const float wji = wr[i];
+                for (int l = 0; l < kLanes; ++l) {
+                    c0[l] += pv[l] * w0;
+                    c1[l] += pv[l] * w1;
+                    c2[l] += pv[l] * w2;
+                    c3[l] += pv[l] * w3;
+                }
+            }
 #pragma omp simd
-                for (int l = 0; l < kLanes; ++l) col[i].x[l] += pv.x[l] * wji;
+            for (int l = 0; l < kLanes; ++l) {
+                float t = sum[l] + c0[l] * eu[i].x[l];
+                t += c1[l] * eu[i + 1].x[l];
+                t += c2[l] * eu[i + 2].x[l];
+                sum[l] = t + c3[l] * eu[i + 3].x[l];
             }
         }
-        alignas(32) float sum[kLanes] = {};
-        for (int i = 0; i < ni; ++i) {
+        for (; i < ni; ++i) {
+            alignas(32) float c0[kLanes] = {};
+            for (int j = 0; j < nj; ++j) {
+                const float w0 = weights[(long long)(J0 + j) * nbu + I0 + i];
+                const float* pv = ev[j].x;
 #pragma omp simd
-            for (int l = 0; l < kLanes; ++l) sum[l] += col[i].x[l] * eu[i].x[l];
+                for (int l = 0; l < kLanes; ++l) c0[l] += pv[l] * w0;
+            }
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) sum[l] += c0[l] * eu[i].x[l];
         }
         for (int l = 0; l < kLanes && x0 + l <= hi; ++l) lat[x0 + l] += ak[l] * sum[l];
     }
