@@ -267,19 +267,19 @@ inline void row_scatter(const PhotonBeamParams& b, const float* scatter, int k, 
     }
 }
 
-/// One lane's beamlet window [i0, i1] x [j0, j1] of the cut-off (photon_window in float32); empty
-/// windows and idle lanes become (n, -1) so they drop out of the block's union.
-inline void lane_window(float x_rel, float reach, float inv_w, int n, int& i0, int& i1) {
-    // clamp before converting: far points give indices well outside [-1, n]
+/// One lane's beamlet window [i0, i1] along one axis of the cut-off (photon_window in float32), as
+/// whole numbers held in floats so the lanes' windows stay in vector registers: floor of the edges'
+/// fractional indices, clamped to the beam's n beamlets (empty when i0 > i1).
+inline void lane_window(float x_rel, float reach, float inv_w, float n, float& i0, float& i1) {
     float f0 = (x_rel - reach) * inv_w, f1 = (x_rel + reach) * inv_w;
-    f0 = f0 > -1.0f ? f0 : -1.0f;
-    f0 = f0 < (float)n ? f0 : (float)n;
+    f0 = f0 > -1.0f ? f0 : -1.0f;  // NaN-safe: far or undefined points clamp to just outside the beam
+    f0 = f0 < n ? f0 : n;
     f1 = f1 > -1.0f ? f1 : -1.0f;
-    f1 = f1 < (float)n ? f1 : (float)n;
-    i0 = (int)std::floor(f0);
-    i1 = (int)std::floor(f1);
-    i0 = i0 < 0 ? 0 : i0;
-    i1 = i1 > n - 1 ? n - 1 : i1;
+    f1 = f1 < n ? f1 : n;
+    i0 = std::floor(f0);
+    i1 = std::floor(f1);
+    i0 = i0 > 0.0f ? i0 : 0.0f;
+    i1 = i1 < n - 1.0f ? i1 : n - 1.0f;
 }
 
 /// Component k < n_direct over [lo, hi] in blocks of kLanes voxels: lat += A_k sum_j Pv_j sum_i W_ji Pu_i
@@ -290,40 +290,42 @@ inline void row_beamlets(const PhotonBeamParams& b, const float* weights, int k,
     const float* __restrict u_rel = w.u_rel.data();
     const float* __restrict v_rel = w.v_rel.data();
     float* __restrict lat = w.lat.data();
-    const int nbu = b.nbu, nbv = b.nbv;
+    const int nbu = b.nbu;
+    const float fnbu = (float)b.nbu, fnbv = (float)b.nbv;
     const float du = (float)b.beamlet_du, dv = (float)b.beamlet_dv;
     const float inv_du = (float)(1.0 / b.beamlet_du), inv_dv = (float)(1.0 / b.beamlet_dv);
     const float cutoff = (float)b.cutoff_sigma;
     Lanes* __restrict eu = w.eu.data();
     Lanes* __restrict ev = w.ev.data();
     for (int x0 = lo; x0 <= hi; x0 += kLanes) {
-        alignas(32) float ur[kLanes], vr[kLanes], inv[kLanes], ak[kLanes];
-        alignas(32) int i0[kLanes], i1[kLanes], j0[kLanes], j1[kLanes];
+        const float* ur = u_rel + x0;
+        const float* vr = v_rel + x0;
+        alignas(32) float inv[kLanes], ak[kLanes];
+        alignas(32) float i0[kLanes], i1[kLanes], j0[kLanes], j1[kLanes];  // windows, whole numbers
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
             // lanes past hi read the scratch's padding or stale entries (any value, even NaN): a = 0 and the
             // empty window below zero their profiles by selection, so nothing of them reaches a sum
-            const bool idle = x0 + l > hi;
             const int ix = x0 + l;
-            ur[l] = u_rel[ix];
-            vr[l] = v_rel[ix];
             const float al = a[ix], sl = s[ix];
-            ak[l] = idle ? 0.0f : al;
+            ak[l] = ix > hi ? 0.0f : al;
             inv[l] = 0.70710678118654752f / sl;
             const float reach = cutoff * sl;
-            int a0, a1, b0, b1;
-            lane_window(ur[l], reach, inv_du, nbu, a0, a1);
-            lane_window(vr[l], reach, inv_dv, nbv, b0, b1);
-            const bool off = (ak[l] == 0.0f) | (a0 > a1) | (b0 > b1);
-            i0[l] = off ? nbu : a0; i1[l] = off ? -1 : a1;
-            j0[l] = off ? nbv : b0; j1[l] = off ? -1 : b1;
+            float a0, a1, b0, b1;
+            lane_window(ur[l], reach, inv_du, fnbu, a0, a1);
+            lane_window(vr[l], reach, inv_dv, fnbv, b0, b1);
+            const bool off = (ak[l] == 0.0f) | (a0 > a1) | (b0 > b1);  // empty windows and idle lanes
+            i0[l] = off ? fnbu : a0; i1[l] = off ? -1.0f : a1;        // drop out of the block's union
+            j0[l] = off ? fnbv : b0; j1[l] = off ? -1.0f : b1;
         }
-        int I0 = nbu, I1 = -1, J0 = nbv, J1 = -1;
+        float fI0 = fnbu, fI1 = -1.0f, fJ0 = fnbv, fJ1 = -1.0f;
+#pragma omp simd reduction(min : fI0, fJ0) reduction(max : fI1, fJ1)
         for (int l = 0; l < kLanes; ++l) {
-            I0 = i0[l] < I0 ? i0[l] : I0; I1 = i1[l] > I1 ? i1[l] : I1;
-            J0 = j0[l] < J0 ? j0[l] : J0; J1 = j1[l] > J1 ? j1[l] : J1;
+            fI0 = i0[l] < fI0 ? i0[l] : fI0; fI1 = i1[l] > fI1 ? i1[l] : fI1;
+            fJ0 = j0[l] < fJ0 ? j0[l] : fJ0; fJ1 = j1[l] > fJ1 ? j1[l] : fJ1;
         }
-        if (I0 > I1 || J0 > J1) continue;  // every voxel of the block beyond the cut-off
+        if (fI0 > fI1 || fJ0 > fJ1) continue;  // every voxel of the block beyond the cut-off
+        const int I0 = (int)fI0, I1 = (int)fI1, J0 = (int)fJ0, J1 = (int)fJ1;
         const int ni = I1 - I0 + 1, nj = J1 - J0 + 1;
         // erf at the union's edges, then each lane's profile, zero outside the lane's own window
         for (int i = 0; i <= ni; ++i) {
@@ -332,11 +334,11 @@ inline void row_beamlets(const PhotonBeamParams& b, const float* weights, int k,
             for (int l = 0; l < kLanes; ++l) eu[i].x[l] = erf_fast((ur[l] - edge) * inv[l]);
         }
         for (int i = 0; i < ni; ++i) {
-            const int e = I0 + i;
+            const float e = (float)(I0 + i);
 #pragma omp simd
             for (int l = 0; l < kLanes; ++l) {
                 const float p = 0.5f * (eu[i].x[l] - eu[i + 1].x[l]);
-                eu[i].x[l] = (e >= i0[l] && e <= i1[l]) ? p : 0.0f;
+                eu[i].x[l] = (e >= i0[l]) & (e <= i1[l]) ? p : 0.0f;
             }
         }
         for (int j = 0; j <= nj; ++j) {
@@ -345,11 +347,11 @@ inline void row_beamlets(const PhotonBeamParams& b, const float* weights, int k,
             for (int l = 0; l < kLanes; ++l) ev[j].x[l] = erf_fast((vr[l] - edge) * inv[l]);
         }
         for (int j = 0; j < nj; ++j) {
-            const int e = J0 + j;
+            const float e = (float)(J0 + j);
 #pragma omp simd
             for (int l = 0; l < kLanes; ++l) {
                 const float p = 0.5f * (ev[j].x[l] - ev[j + 1].x[l]);
-                ev[j].x[l] = (e >= j0[l] && e <= j1[l]) ? p : 0.0f;
+                ev[j].x[l] = (e >= j0[l]) & (e <= j1[l]) ? p : 0.0f;
             }
         }
         // column sums c_i = sum_j Pv_j W_ji (weights broadcast to every lane, j in order), four columns at a
