@@ -7,14 +7,16 @@
 //   C  components k >= n_direct: the scatter-table read, with a float32 logarithm (log_fast);
 //      components k < n_direct: the beamlet sum in blocks of kLanes voxels, one voxel per SIMD lane:
 //      the erf profiles are evaluated on the union of the lanes' cut-off windows, each lane's profile
-//      zeroed outside its own window, so every lane sums exactly the beamlets photon_bev_dose sums;
+//      zeroed outside its own window, so every lane sums the beamlets of its own cut-off window;
 //      a block whose voxels are all beyond the cut-off reach is skipped before any profile;
 //   D  dose[ix] += T (SAD/z)^2 * sum_k A_k * (beamlet sum or table value).
 // Each row is computed by one thread from its own data, so the result does not depend on the thread
-// count. Differences from photon_bev_dose are float32 rounding of the same formula (geometry-derived
-// quantities rounded to float32 before the depth tables rather than after; the lanes' sums add the
-// same products with zeros in between): a few 1e-7 of the dose per beam, bounded in
-// tests/kernels/test_cpu_rows.py against the float64 reference.
+// count. Differences from photon_bev_dose are float32 rounding of the same formula: the depth, the
+// depth-table and scatter-table interpolations and the cut-off windows in float32 where the point
+// form works in float64 and rounds afterwards (a beamlet at exactly the cut-off may fall on the other
+// side; its share is below 1e-9), and the lanes' sums add the same products with zeros in between.
+// Measured: a few 1e-7 of the maximum dose; bounded in tests/kernels/test_cpu_rows.py against the
+// float64 reference.
 #pragma once
 
 #include <cmath>
