@@ -101,15 +101,20 @@ void photon_dose_cpu(const float* density, const GridParams& grid, const std::ve
             throw std::length_error("photon_dose: a ray table or scatter table has 2^31 or more entries; "
                                     "use a coarser dose grid or fewer rays");
         }
-        std::vector<float> table((size_t)n_table);
-        trace_all(density, grid, b, table.data());
+        std::vector<float> traced;
+        const float* table = beam.table;  // the caller's (trace_rays_cpu), or traced here
+        if (table == nullptr) {
+            traced.resize((size_t)n_table);
+            trace_all(density, grid, b, traced.data());
+            table = traced.data();
+        }
         const rows::DepthPack depth = rows::pack_depth(b, beam.tdd, beam.comp_w, beam.comp_s);
 #pragma omp parallel
         {
             rows::RowScratch scratch(grid.nx);
 #pragma omp for schedule(dynamic, 4)
             for (long long r = 0; r < rows; ++r) {
-                rows::photon_row(b, depth, table.data(), beam.weights, beam.scatter, grid, (int)(r / grid.ny),
+                rows::photon_row(b, depth, table, beam.weights, beam.scatter, grid, (int)(r / grid.ny),
                                  (int)(r % grid.ny), scratch, dose + r * grid.nx);
             }
         }

@@ -22,9 +22,9 @@ struct PhotonBeamArrays {
 void trace_rays_cpu(const float* density, const GridParams& grid, const PhotonBeamParams& beam, float* table);
 
 /// Dose [Gy] of the beams, added voxel by voxel in beam order into dose[nz][ny][nx]
-/// (which the caller zeroes). OpenMP over (z, y) rows, each computed whole by one thread with the
-/// row kernels of photon_rows.h; deterministic, the same bits on any thread count. A beam's ray table is traced
-/// here unless the caller passes the one trace_rays_cpu made (the geometry cache's).
+/// (which the caller zeroes). OpenMP over (z, y) rows, each computed whole by one thread with the row
+/// kernels of photon_rows.h; deterministic, the same bits on any thread count. A beam's ray table is
+/// traced here unless the caller passes the one trace_rays_cpu made (the geometry cache's).
 void photon_dose_cpu(const float* density, const GridParams& grid, const std::vector<PhotonBeamArrays>& beams,
                      float* dose);
 
