@@ -165,7 +165,7 @@ struct LaunchShape {
     int blocks, threads;
 };
 
-LaunchShape launch_shape(const void* kernel, long long n, std::size_t shared_bytes = 0) {
+LaunchShape launch_shape(const void* kernel, long long n) {
     const int threads = env_int("SFRT_CUDA_BLOCK_THREADS", kBlock, 32, 1024, "threads per block, a multiple of 32");
     if (threads % 32 != 0) {
         throw std::invalid_argument("SFRT_CUDA_BLOCK_THREADS=" + std::to_string(threads) +
@@ -175,8 +175,7 @@ LaunchShape launch_shape(const void* kernel, long long n, std::size_t shared_byt
     int device = 0, sms = 1, per_sm = 1;
     check(cudaGetDevice(&device), "querying the current device");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "querying the SM count");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes),
-          "querying kernel occupancy");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), "querying kernel occupancy");
     const long long needed = std::max(1LL, (n + threads - 1) / threads);
     const long long cap = waves == 0 ? needed : (long long)waves * std::max(1, per_sm) * sms;
     return {(int)std::min(needed, std::min(cap, 0x7fffffffLL)), threads};
@@ -189,14 +188,6 @@ void launch_trace(const float* density, const double* grid_d, const double* beam
     const LaunchShape shape = launch_shape((const void*)sfrt_trace_rays, n);
     sfrt_trace_rays<<<shape.blocks, shape.threads>>>(density, grid_d, beam_d, table);
     check_kernel("kernel sfrt_trace_rays (" + beam_name + ", " + std::to_string(n) + " rays)");
-}
-
-/// Dynamic shared memory of sfrt_photon_dose for the beam's depth tables (tdd | comp_w | comp_s), or 0 when
-/// they exceed kMaxSharedTables (the kernel then reads them from global memory).
-constexpr std::size_t kMaxSharedTables = 40 << 10;
-std::size_t depth_table_shared_bytes(const PhotonBeamParams& b) {
-    const std::size_t bytes = (std::size_t)b.ndepth * (1 + 2 * (std::size_t)b.ncomp) * sizeof(float);
-    return bytes <= kMaxSharedTables ? bytes : 0;
 }
 
 std::string chunk_text(int z_begin, int z_count) {
@@ -213,10 +204,9 @@ void launch_dose(const double* grid_d, const double* beam_d, const float* table,
     const float* comp_w = tdd + b.ndepth;
     const float* comp_s = comp_w + (std::size_t)b.ncomp * b.ndepth;
     const float* scatter = comp_s + (std::size_t)b.ncomp * b.ndepth;
-    const std::size_t shared = depth_table_shared_bytes(b);
-    const LaunchShape shape = launch_shape((const void*)sfrt_photon_dose, n, shared);
-    sfrt_photon_dose<<<shape.blocks, shape.threads, shared>>>(
-        grid_d, beam_d, table, weights, tdd, comp_w, comp_s, scatter, dose, z_begin, z_count, shared > 0 ? 1 : 0);
+    const LaunchShape shape = launch_shape((const void*)sfrt_photon_dose, n);
+    sfrt_photon_dose<<<shape.blocks, shape.threads>>>(
+        grid_d, beam_d, table, weights, tdd, comp_w, comp_s, scatter, dose, z_begin, z_count);
     check_kernel("kernel sfrt_photon_dose (" + beam_name + ", " + chunk_text(z_begin, z_count) + ")");
 }
 

@@ -60,37 +60,21 @@ __device__ inline void sfrt_add_over_chunk(const sfrt::GridParams& g, float* __r
 /// table: [ray_nv][ray_nu][ray_nz] from sfrt_trace_rays; weights: [nbv][nbu] MU;
 /// tdd: [ndepth] Gy/MU; comp_w, comp_s: [ncomp][ndepth] (weight, sigma [mm]);
 /// scatter: [tab_nlev][tab_nv][tab_nu] scatter table (unread when n_direct == ncomp).
-/// shared_tables != 0: the block first copies tdd | comp_w | comp_s (ndepth (1 + 2 ncomp) floats) into its
-/// dynamic shared memory, which the launch must provide, and every thread reads the depth tables there.
 extern "C" __global__ void sfrt_photon_dose(const double* __restrict__ grid_packed,
                                             const double* __restrict__ beam_packed, const float* __restrict__ table,
                                             const float* __restrict__ weights, const float* __restrict__ tdd,
                                             const float* __restrict__ comp_w, const float* __restrict__ comp_s,
                                             const float* __restrict__ scatter, float* __restrict__ dose, int z_begin,
-                                            int z_count, int shared_tables) {
+                                            int z_count) {
     __shared__ sfrt::GridParams g;
     __shared__ sfrt::PhotonBeamParams b;
-    extern __shared__ float sfrt_depth_tables[];
     if (threadIdx.x == 0) {
         g = sfrt::unpack_grid(grid_packed);
         b = sfrt::unpack_photon_beam(beam_packed);
     }
     __syncthreads();
-    const float* t_tdd = tdd;
-    const float* t_w = comp_w;
-    const float* t_s = comp_s;
-    if (shared_tables) {
-        const int nd = b.ndepth, nc = b.ncomp * b.ndepth;
-        for (int i = threadIdx.x; i < nd + 2 * nc; i += blockDim.x) {
-            sfrt_depth_tables[i] = i < nd ? tdd[i] : (i < nd + nc ? comp_w[i - nd] : comp_s[i - nd - nc]);
-        }
-        __syncthreads();
-        t_tdd = sfrt_depth_tables;
-        t_w = sfrt_depth_tables + nd;
-        t_s = sfrt_depth_tables + nd + nc;
-    }
     sfrt_add_over_chunk(g, dose, z_begin, z_count, [&](double x, double y, double z) {
-        return sfrt::photon_point_dose(b, table, weights, t_tdd, t_w, t_s, scatter, x, y, z);
+        return sfrt::photon_point_dose(b, table, weights, tdd, comp_w, comp_s, scatter, x, y, z);
     });
 }
 

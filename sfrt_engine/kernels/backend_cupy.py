@@ -330,7 +330,7 @@ class CupyBackend:
         self._sm_count = int(attrs["MultiProcessorCount"])
         self._threads_per_sm = int(attrs["MaxThreadsPerMultiProcessor"])
         self._functions = functions
-        self._blocks_per_sm: dict[tuple, int] = {}  # (kernel, threads per block, shared bytes) -> resident blocks
+        self._blocks_per_sm: dict[tuple[str, int], int] = {}  # (kernel, threads per block) -> resident blocks
         #: The device-memory plan of the last photon_dose or proton_dose call (see plan_memory).
         self.last_memory_plan: dict | None = None
 
@@ -366,18 +366,18 @@ class CupyBackend:
                 raise DeviceMemoryError(f"cupy backend: out of device memory while {what}: {exc}") from exc
             raise
 
-    def _launch(self, kernel, label: str, n: int, args: tuple, shared_bytes: int = 0) -> None:
+    def _launch(self, kernel, label: str, n: int, args: tuple) -> None:
         """Grid-stride launch over n items, synchronised so a fault names its kernel."""
         cp = self._cp
         threads, waves = launch_config()
-        key = (kernel.name, threads, shared_bytes)
+        key = (kernel.name, threads)
         if key not in self._blocks_per_sm:
             self._blocks_per_sm[key] = max(1, cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
-                self._functions[kernel.name], threads, shared_bytes))
+                self._functions[kernel.name], threads, 0))
         needed = max(1, -(-n // threads))
         blocks = int(needed if waves == 0 else min(needed, waves * self._blocks_per_sm[key] * self._sm_count))
         try:
-            kernel((blocks,), (threads,), args, shared_mem=shared_bytes)
+            kernel((blocks,), (threads,), args)
             cp.cuda.get_current_stream().synchronize()
         except (cp.cuda.runtime.CUDARuntimeError, cp.cuda.driver.CUDADriverError) as exc:
             if getattr(exc, "status", None) == _OUT_OF_MEMORY:
@@ -407,10 +407,9 @@ class CupyBackend:
         weights, tdd = d_floats[:nw], d_floats[nw:nw + n]
         comp_w, comp_s = d_floats[nw + n:nw + n + k * n], d_floats[nw + n + k * n:nw + n + 2 * k * n]
         scatter = d_floats[nw + n + 2 * k * n:]  # empty, and unread, without a scatter table
-        shared = depth_table_shared_bytes(n, k)
         self._launch(self._dose, f"kernel sfrt_photon_dose ({where})", nx * ny * zc,
                      (d_grid, d_beam, d_table, weights, tdd, comp_w, comp_s, scatter, d_dose, np.int32(z0),
-                      np.int32(zc), np.int32(shared > 0)), shared)
+                      np.int32(zc)))
 
     # -- protocol ------------------------------------------------------------
     def radiological_depth(self, density, grid: Grid, task) -> np.ndarray:
@@ -533,17 +532,6 @@ def launch_config() -> tuple[int, int]:
     if threads % 32:
         raise ValueError(f"{BLOCK_THREADS_ENV}={threads}: expected a multiple of 32 (the warp size)")
     return threads, _env_int(WAVES_ENV, 1, 0, 1 << 16, "waves of resident blocks per launch, 0 for no cap")
-
-
-#: Largest dynamic shared memory for the photon dose kernel's depth tables (as kMaxSharedTables in dose_cuda.cu).
-MAX_SHARED_TABLES_BYTES = 40 << 10
-
-
-def depth_table_shared_bytes(ndepth: int, ncomp: int) -> int:
-    """Dynamic shared memory of sfrt_photon_dose for tdd | comp_w | comp_s, or 0 when they exceed
-    ``MAX_SHARED_TABLES_BYTES`` (the kernel then reads them from global memory), as in dose_cuda.cu."""
-    nbytes = int(ndepth) * (1 + 2 * int(ncomp)) * 4
-    return nbytes if 0 < nbytes <= MAX_SHARED_TABLES_BYTES else 0
 
 
 def _density_f32(density, grid: Grid) -> np.ndarray:

@@ -445,15 +445,6 @@ def test_launch_configuration_from_environment(monkeypatch):
             backend_cupy.launch_config()
 
 
-def test_depth_tables_fit_shared_memory_or_stay_global():
-    assert backend_cupy.depth_table_shared_bytes(501, 2) == 501 * 5 * 4  # the 6 MV machine: 10 kB
-    assert backend_cupy.depth_table_shared_bytes(1200, 4) == 0  # 43 kB > 40 kB: read from global memory
-    assert backend_cupy.MAX_SHARED_TABLES_BYTES == 40 << 10  # as kMaxSharedTables in csrc/cuda/dose_cuda.cu
-    source = (Path(backend_cupy.__file__).parents[2] / "csrc" / "cuda" / "dose_cuda.cu")
-    if source.exists():  # a checkout (the installed package has no csrc)
-        assert "kMaxSharedTables = 40 << 10" in source.read_text()
-
-
 # --- on a GPU ---------------------------------------------------------------------------
 
 @pytest.fixture(params=[pytest.param(name, id=name) for name in GPU_BACKENDS])
@@ -525,23 +516,6 @@ def test_launch_shape_never_changes_the_dose(gpu, case, shape, monkeypatch):
     monkeypatch.setenv("SFRT_CUDA_BLOCK_THREADS", shape[0])
     monkeypatch.setenv("SFRT_CUDA_WAVES", shape[1])
     assert np.array_equal(_dose(_engine(gpu), p, tasks), default)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("case", ["couch", "slab"])
-def test_depth_tables_in_shared_memory_do_not_change_the_dose(case, monkeypatch):
-    available, reason = se.available_backends()["cupy"]
-    if not available:
-        if os.environ.get("SFRT_REQUIRE_CUDA") == "1":
-            pytest.fail(f"SFRT_REQUIRE_CUDA=1 but backend 'cupy' cannot run: {reason}", pytrace=False)
-        pytest.skip(reason)
-    p, tasks = _case(case)
-    shared = _dose(_engine(backend_cupy), p, tasks)
-    monkeypatch.setattr(backend_cupy, "MAX_SHARED_TABLES_BYTES", 0)  # every table read from global memory
-    assert backend_cupy.depth_table_shared_bytes(501, 2) == 0
-    assert np.array_equal(_dose(_engine(backend_cupy), p, tasks), shared)
-    if se.available_backends()["cuda"][0]:  # nvcc's build takes the same path
-        assert np.array_equal(shared, _dose(_engine(backend_cuda), p, tasks))
 
 
 @pytest.mark.gpu
