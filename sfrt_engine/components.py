@@ -21,6 +21,7 @@ points' meterset weights (:mod:`sfrt_engine.optimise.vmat`). This module sits ab
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -30,7 +31,12 @@ from .dose import compute_dose
 from .errors import PlanError
 from .evaluation import dose_statistics
 from .patient import Patient
+from .plan.arcs import Arc
+from .plan.beam import Beam
+from .plan.delivery import delivery_to_beams
 from .plan.schedule import CRT_DOSE_PER_FRACTION_GY
+from .plan.segment_weights import segment_fluences, with_segment_weights
+from .plan.segments import beams_to_deliveries
 from .plan.vertices import VertexLattice
 from .rbe import beams_rbe, dose_unit
 
@@ -59,6 +65,9 @@ class Component:
     optimisation : dict or None
         The optimisation record (:meth:`OptimisationResult.to_dict` plus the operator's description), or None
         for a technique that does not optimise.
+    deliveries : tuple of BeamDelivery or None
+        Photons: the control points the component delivers and exports (MLC segments, jaws, MU for one
+        unit); ``beams`` are what they read back as and ``dose_gy`` is their dose. None for protons.
     """
 
     name: str
@@ -69,6 +78,7 @@ class Component:
     seconds: float
     rbe: float = 1.0
     optimisation: dict | None = None
+    deliveries: tuple | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -84,6 +94,10 @@ class Component:
 def _scaled(beams, factor: float) -> list:
     """Beams with every weight (photon MU or proton Gp) multiplied by ``factor``."""
     return [b.scaled(factor) for b in beams]
+
+
+def _scaled_deliveries(deliveries, factor: float) -> tuple | None:
+    return None if deliveries is None else tuple(d.scaled(factor) for d in deliveries)
 
 
 #: Largest number of voxels per structure the optimiser looks at (larger ones are sampled by a regular
@@ -122,30 +136,27 @@ def optimise_beams(beams, patient: Patient, objectives, structures=None, *, back
 
 
 def _sequenced_arc(arc, patient: Patient, objectives, technique, backend: str, max_iterations: int):
-    """Deliverable VMAT (:mod:`sfrt_engine.optimise.vmat`): fluence, sequencing, meterset weights."""
-    from .optimise import dose_operator, optimise, sampled_structures, voxel_subset
-    from .optimise.vmat import MetersetOperator, max_leaf_travel_mm_per_deg, sequence_arc
+    """VMAT (:mod:`sfrt_engine.optimise.vmat`): fluence, then sequencing into one opening per leaf pair per control
+    point; the control points' MU are re-optimised on the deliverable (:func:`_deliverable`)."""
+    from .optimise.vmat import max_leaf_travel_mm_per_deg, sequence_arc
 
     start = time.perf_counter()
     fluence, record_fluence = optimise_beams(list(arc), patient, objectives, backend=backend,
                                              max_iterations=max_iterations)
     sequenced = sequence_arc(arc, fluence, technique.leaf_travel_mm_per_deg)
-    structures = sampled_structures(objectives, patient.structures, MAX_VOXELS_PER_STRUCTURE)
-    voxels = voxel_subset(objectives, structures)
-    beams = list(sequenced)
-    op = MetersetOperator(dose_operator(beams, patient, voxels=voxels, backend=backend), beams)
-    result = optimise(op, objectives, structures, voxels, max_iterations=max_iterations, warn=False)
-    record = result.to_dict()
-    record.update(seconds=round(time.perf_counter() - start, 3), method="fluence optimisation, sequencing into one "
-                  "opening per leaf pair per control point, meterset-weight re-optimisation",
-                  fluence_stage=record_fluence, control_points=len(sequenced.control_points),
+    record = dict(record_fluence, seconds=round(time.perf_counter() - start, 3),
+                  method="fluence optimisation, sequencing into one opening per leaf pair per control point, "
+                  "meterset-weight re-optimisation of the deliverable control points", fluence_stage=record_fluence,
+                  control_points=len(sequenced.control_points),
                   max_leaf_travel_mm_per_deg=round(max_leaf_travel_mm_per_deg(sequenced), 4),
                   leaf_travel_limit_mm_per_deg=technique.leaf_travel_mm_per_deg)
-    return op.beams_with(result.weights), record
+    return sequenced, record
 
 
 def _delivering(beams) -> list:
     """The beams that still deliver dose: an optimiser may set every weight of a beam (a control point) to 0."""
+    if isinstance(beams, Arc):  # a sequenced arc: its control points without an opening have no beam already
+        return beams
     out = [b for b in beams if np.any(b.weights_mu if hasattr(b, "weights_mu") else [np.any(x.weights_gp)
                                                                                       for x in b.layers])]
     if not out:
@@ -153,28 +164,97 @@ def _delivering(beams) -> list:
     return out
 
 
-def _optimised(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
-    beams, record = _optimised_beams(beams, patient, technique, goals, component, prescription_gy, backend)
-    return (_delivering(beams) if record is not None else beams), record
-
-
-def _optimised_beams(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
-    kind = getattr(technique, "optimisation", None)
-    if kind is None:
-        return beams, None
+def _objectives(patient, technique, goals, component: str, prescription_gy: float):
+    """``(objectives, max_iterations)`` of the component's goals, or None when the technique does not optimise."""
+    if getattr(technique, "optimisation", None) is None:
+        return None
     if goals is None:  # the default goals, on the structures this case has
         from .optimise import default_goals
 
         goals = default_goals().restricted_to(set(patient.structures))[0]
     if component not in goals.goals:  # a goal set without this component: the fields as built
-        return beams, None
-    objectives = goals.objectives(component, prescription_gy)
-    iterations = goals.max_iterations.get(component, 60)
+        return None
+    return goals.objectives(component, prescription_gy), goals.max_iterations.get(component, 60)
+
+
+def _optimised(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
+    """``(beams, record, objectives)``: the fields optimised as the technique says (as built when it does not)."""
+    found = _objectives(patient, technique, goals, component, prescription_gy)
+    if found is None:
+        return beams, None, None
+    objectives, iterations = found
+    kind = technique.optimisation
     if kind == "fluence":
-        return optimise_beams(beams, patient, objectives, backend=backend, max_iterations=iterations)
-    if kind == "vmat":
-        return _sequenced_arc(beams, patient, objectives, technique, backend, iterations)
-    raise PlanError(f"technique {technique.name!r}: optimisation={kind!r}; expected None, 'fluence' or 'vmat'")
+        beams, record = optimise_beams(beams, patient, objectives, backend=backend, max_iterations=iterations)
+    elif kind == "vmat":
+        beams, record = _sequenced_arc(beams, patient, objectives, technique, backend, iterations)
+    else:
+        raise PlanError(f"technique {technique.name!r}: optimisation={kind!r}; expected None, 'fluence' or 'vmat'")
+    return _delivering(beams), record, found
+
+
+#: Leaf-transmission corrections of the sequencer for static fields (:func:`beams_to_deliveries`); arcs get none,
+#: which keeps one aperture per control point (their MU are re-optimised with the transmission in the dose).
+TRANSMISSION_PASSES = 2
+
+
+def _is_photon(beams) -> bool:
+    return all(isinstance(b, Beam) for b in beams)
+
+
+def _segment_weights(deliveries, patient: Patient, objectives, backend: str, max_iterations: int):
+    """Deliveries with their segments' MU re-optimised against ``objectives`` (apertures fixed); ``(list, record)``."""
+    from .optimise import dose_operator, optimise, sampled_structures, voxel_subset
+    from .optimise.segments import SegmentOperator
+
+    start = time.perf_counter()
+    per = [segment_fluences(d) for d in deliveries]
+    flat = [f for fs in per for f in fs]
+    structures = sampled_structures(objectives, patient.structures, MAX_VOXELS_PER_STRUCTURE)
+    voxels = voxel_subset(objectives, structures)
+    op = SegmentOperator(dose_operator([f.beam for f in flat], patient, voxels=voxels, backend=backend), flat)
+    result = optimise(op, objectives, structures, voxels, max_iterations=max_iterations, warn=False)
+    parts = iter(op.split(result.weights))
+    out = []
+    for d, fs in zip(deliveries, per):
+        new = with_segment_weights(d, np.concatenate([next(parts) for _ in fs]))
+        if new is not None:
+            out.append(dataclasses.replace(new, number=len(out) + 1))
+    if not out:
+        raise PlanError("the segment-weight optimisation left no segment with MU; check the goals")
+    record = result.to_dict()
+    record.update(seconds=round(time.perf_counter() - start, 3), segments=op.n_weights,
+                  segments_kept=int(sum(np.count_nonzero(d.segment_mu()) for d in out)))
+    return out, record
+
+
+def _deliverable(beams, patient: Patient, found, backend: str, record):
+    """What the engine delivers and exports: the fields sequenced (:func:`beams_to_deliveries`), their segments
+    re-weighted against the goals when the component is optimised, and the engine beams the deliveries read back
+    as (:func:`delivery_to_beams`). Returns ``(beams, deliveries, record)``."""
+    start = time.perf_counter()
+    passes = 0 if isinstance(beams, Arc) else TRANSMISSION_PASSES
+    deliveries = beams_to_deliveries(beams, transmission_passes=passes)
+    if found is not None:
+        objectives, iterations = found
+        deliveries, seg_record = _segment_weights(deliveries, patient, objectives, backend, iterations)
+        record = dict(record, segment_stage=seg_record, final_objective=seg_record["final_objective"])
+    out = []
+    for d in deliveries:
+        made = delivery_to_beams(d)
+        out.extend([made] if isinstance(made, Beam) else list(made))
+    if record is not None:
+        record = dict(record, deliverable_seconds=round(time.perf_counter() - start, 3),
+                      transmission_passes=passes, control_points=int(sum(d.n_control_points for d in deliveries)))
+    return out, deliveries, record
+
+
+def _prepared(beams, patient, technique, goals, component: str, prescription_gy: float, backend: str):
+    """``(beams, deliveries, record)`` of a component: optimised, and for photons made deliverable."""
+    beams, record, found = _optimised(beams, patient, technique, goals, component, prescription_gy, backend)
+    if not _is_photon(beams):
+        return beams, None, record
+    return _deliverable(beams, patient, found, backend, record)
 
 
 def crt_component(patient: Patient, technique, target: str = "PTV",
@@ -186,7 +266,7 @@ def crt_component(patient: Patient, technique, target: str = "PTV",
     """
     mask = patient.structures[target]
     beams = technique.crt_beams(patient, mask, name=target)
-    beams, record = _optimised(beams, patient, technique, goals, "crt", dose_per_fraction_gy, backend)
+    beams, deliveries, record = _prepared(beams, patient, technique, goals, "crt", dose_per_fraction_gy, backend)
     dose = compute_dose(beams, patient, backend=backend)
     rbe = beams_rbe(beams)
     weighted = dose.gy * rbe if rbe != 1.0 else dose.gy
@@ -197,7 +277,7 @@ def crt_component(patient: Patient, technique, target: str = "PTV",
     unit = dose_unit(rbe)
     return Component("CRT", _scaled(beams, factor), weighted * factor,
                      f"one fraction, {target} D95 = {dose_per_fraction_gy:g} {unit}", dose.backend, dose.seconds, rbe,
-                     record)
+                     record, _scaled_deliveries(deliveries, factor))
 
 
 def boost_component(patient: Patient, technique, vertices: VertexLattice, backend: str = "auto", goals=None,
@@ -208,7 +288,7 @@ def boost_component(patient: Patient, technique, vertices: VertexLattice, backen
     structures it names (VERTICES, VALLEY, ...) must be on the patient.
     """
     beams = technique.boost_beams(patient, vertices.mask, isocenter_xyz_mm=tuple(vertices.centers_xyz_mm.mean(axis=0)))
-    beams, record = _optimised(beams, patient, technique, goals, "boost", vertex_dose_gy, backend)
+    beams, deliveries, record = _prepared(beams, patient, technique, goals, "boost", vertex_dose_gy, backend)
     dose = compute_dose(beams, patient, backend=backend)
     rbe = beams_rbe(beams)
     weighted = dose.gy * rbe if rbe != 1.0 else dose.gy
@@ -218,4 +298,4 @@ def boost_component(patient: Patient, technique, vertices: VertexLattice, backen
     factor = 1.0 / mean
     unit = dose_unit(rbe)
     return Component("BOOST", _scaled(beams, factor), weighted * factor, f"vertex mean dose 1 {unit}", dose.backend,
-                     dose.seconds, rbe, record)
+                     dose.seconds, rbe, record, _scaled_deliveries(deliveries, factor))

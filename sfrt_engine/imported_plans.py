@@ -138,6 +138,13 @@ def _describe(plan, path) -> dict:
             "beam_meterset_mu": [round(float(m), 4) for m in plan.beam_meterset_mu]}
 
 
+def _deliveries(plan, factor: float) -> tuple | None:
+    """A photon plan's control points scaled by ``factor`` (exported as read, with no second sequencing)."""
+    if plan.modality != "photon" or not plan.deliveries:
+        return None
+    return tuple(d.scaled(factor) for d in plan.deliveries)
+
+
 def prepare_from_plans(patient: Patient, settings, progress=None):
     """:func:`sfrt_engine.compare.prepare` with components from the plans in ``settings``."""
     from .compare import Prepared
@@ -170,7 +177,7 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
                             f"{crt_dose_per_fraction}); is it the plan of this CT?")
         crt = Component("CRT", plan.all_beams(), crt_gy, f"one fraction of plan {plan.plan_label!r} as planned "
                         f"({settings.ptv} D95 = {crt_dose_per_fraction:.3g} {dose_unit(crt_rbe)})", dose.backend,
-                        dose.seconds, crt_rbe)
+                        dose.seconds, crt_rbe, deliveries=_deliveries(plan, 1.0))
         details["crt_plan"] = _describe(plan, settings.crt_plan)
     else:
         step(f"CRT dose ({settings.technique})")
@@ -188,7 +195,8 @@ def prepare_from_plans(patient: Patient, settings, progress=None):
         unit = dose_unit(boost_rbe)
         boost = Component("BOOST", [b.scaled(1.0 / per_fraction) for b in plan.all_beams()], boost_gy / per_fraction,
                           f"vertex mean dose 1 {unit} (plan {plan.plan_label!r} gives {per_fraction:.3g} {unit} per "
-                          "fraction)", dose.backend, dose.seconds, boost_rbe)
+                          "fraction)", dose.backend, dose.seconds, boost_rbe,
+                          deliveries=_deliveries(plan, 1.0 / per_fraction))
         details["boost_plan"] = dict(_describe(plan, settings.boost_plan), vertex_mean_gy_per_fraction=per_fraction)
         if settings.vertex_dose_gy is None:
             crt_mean = float(crt.dose_gy[vertices.mask].mean())

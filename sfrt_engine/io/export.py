@@ -13,7 +13,7 @@ from ._hdf5_save import save
 from .dicom_write import write_ct, write_rtdose
 from .rtstruct_write import write_rtstruct
 
-__all__ = ["export_run", "export_comparison", "describe_alpha_beta", "comparison_plans"]
+__all__ = ["comparison_plans", "describe_alpha_beta", "export_comparison", "export_run"]
 
 
 def describe_alpha_beta(alpha_beta_gy: Mapping) -> str:
@@ -157,6 +157,13 @@ def _write_plans(out: Path, patient: Patient, plans: Mapping, written: dict) -> 
     return refs
 
 
+def _deliverable(component) -> list:
+    """What a component delivers: its control points when it has them (photons, written as they are, with no
+    second sequencing), else its beams."""
+    deliveries = getattr(component, "deliveries", None)
+    return list(deliveries) if deliveries else list(component.beams)
+
+
 def comparison_plans(comparison) -> tuple[dict, dict]:
     """The CRT and BOOST plans of a comparison, with the fractions of its schedules.
 
@@ -172,12 +179,13 @@ def comparison_plans(comparison) -> tuple[dict, dict]:
     if len(set(crt_sessions)) != 1 or (boost and max(boost) - min(boost) > 1e-9 * max(boost)):
         raise ValueError("the schedules give sessions of different weights; one plan per component cannot "
                          "represent them")
-    plans = {"CRT": {"beams": list(components["CRT"].beams), "fractions": len(crt_sessions),
+    plans = {"CRT": {"beams": _deliverable(components["CRT"]), "fractions": len(crt_sessions),
                      "description": "conventional fraction of the CRT and SFRT arms"}}
     dose_plans = {"CRT": ["CRT"], "SFRT": ["CRT"]}
     if boost:
         b = float(boost[0])
-        plans["BOOST"] = {"beams": [beam.scaled(b) for beam in components["BOOST"].beams], "fractions": len(boost),
+        plans["BOOST"] = {"beams": [beam.scaled(b) for beam in _deliverable(components["BOOST"])],
+                          "fractions": len(boost),
                           "description": f"vertex boost: {b:.4g} x the 1 Gy vertex-mean unit per vertex session"}
         dose_plans["SFRT"].append("BOOST")
     return plans, dose_plans

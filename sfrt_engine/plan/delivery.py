@@ -26,7 +26,7 @@ Aperture fluence is :func:`sfrt_engine.plan.mlc.aperture_fluence` on a beamlet l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -121,6 +121,12 @@ class BeamDelivery:
     @property
     def n_control_points(self) -> int:
         return int(self.gantry_deg.size)
+
+    def scaled(self, factor: float) -> BeamDelivery:
+        """Copy with the beam meterset multiplied by ``factor`` (every segment's MU scales with it)."""
+        if not (np.isfinite(factor) and factor >= 0):
+            raise PlanError(f"beam {self.name!r}: meterset factor {factor!r}, expected a finite number >= 0")
+        return replace(self, meterset_mu=self.meterset_mu * float(factor))
 
     def segment_mu(self) -> np.ndarray:
         """MU of each segment (control point k to k + 1), shape (n_cp - 1,)."""
