@@ -14,8 +14,18 @@ A technique builds the fields (geometry only, :mod:`sfrt_engine.plan.techniques`
 its ``optimisation`` is ``"fluence"`` their free weights (photon beamlets inside the
 conformal apertures, proton spots) are optimised here against the component's goals
 (:mod:`sfrt_engine.optimise`) before the unit dose is computed; ``"vmat"`` optimises an
-arc's fluence, sequences it into deliverable apertures and re-optimises the control
-points' meterset weights (:mod:`sfrt_engine.optimise.vmat`). This module sits above
+arc's fluence and sequences it into one opening per leaf pair per control point
+(:mod:`sfrt_engine.optimise.vmat`); the control points' MU are re-optimised on the deliverable.
+
+Photon components are then made deliverable (:func:`_deliverable`): the fields are sequenced
+into MLC control points with the sequencer the RT Plan export uses
+(:func:`sfrt_engine.plan.segments.beams_to_deliveries`), an optimised component's segment
+(aperture) weights are re-optimised against the same goals with the apertures' leaf
+transmission and rounded leaf ends in the dose (:mod:`sfrt_engine.optimise.segments`), and the
+component's dose is the dose of the beams those control points read back as
+(:func:`sfrt_engine.plan.delivery.delivery_to_beams`). ``Component.deliveries`` holds them; the
+export writes them unchanged, so a written plan read back and recomputed gives ``dose_gy``.
+This module sits above
 :func:`sfrt_engine.compute_dose` (DESIGN 10): :mod:`sfrt_engine.plan` builds geometry only.
 """
 
