@@ -16,8 +16,8 @@ from sfrt_engine.io.rtplan_write import write_rtplan
 from sfrt_engine.plan.techniques import ImrtTechnique, VmatTechnique
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("technique", ["imrt", "vmat"])
+@pytest.mark.parametrize("technique", ["3dcrt", pytest.param("imrt", marks=pytest.mark.slow),
+                                       pytest.param("vmat", marks=pytest.mark.slow)])
 def test_exported_plans_recompute_the_components(technique, tmp_path):
     """The CRT and BOOST plans written by the export, read back and recomputed, are the components' doses (CRT: one
     fraction; BOOST: one vertex session, the unit dose times the session's boost weight) within 1 % of the maximum:
