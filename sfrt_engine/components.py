@@ -244,7 +244,7 @@ def _deliverable(beams, patient: Patient, found, backend: str, record):
     as (:func:`delivery_to_beams`). Returns ``(beams, deliveries, record)``."""
     start = time.perf_counter()
     passes = 0 if isinstance(beams, Arc) else TRANSMISSION_PASSES
-    deliveries = beams_to_deliveries(beams, transmission_passes=passes)
+    deliveries = beams_to_deliveries(beams, transmission_passes=passes, narrow_openings="close")
     if found is not None:
         objectives, iterations = found
         deliveries, seg_record = _segment_weights(deliveries, patient, objectives, backend, iterations)

@@ -212,8 +212,15 @@ def test_3dcrt_is_the_same_fields_unoptimised():
     patient = se.phantoms.sarcoma_thigh(spacing_xyz_mm=5.0)
     plain = run_comparison(patient, ComparisonSettings(backend="cpp", technique="3dcrt"))
     assert plain.report["arms"]["CRT"]["optimisation"] == {"CRT": None}
-    beams = plain.prepared.components["CRT"].beams
-    assert all(np.unique(b.weights_mu[b.weights_mu > 0]).size == 1 for b in beams)  # uniform weights
+    # the conformal fields with uniform weights, sequenced as built (no weight changed): the same control points
+    fields = se.plan.get_technique("3dcrt").crt_beams(patient, patient.structures["PTV"], name="PTV")
+    assert all(np.unique(b.weights_mu[b.weights_mu > 0]).size == 1 for b in fields)  # uniform weights
+    sequenced = se.plan.beams_to_deliveries(fields)
+    component = plain.prepared.components["CRT"].deliveries
+    assert len(component) == len(sequenced)
+    for a, b in zip(component, sequenced):
+        np.testing.assert_array_equal(a.leaf_positions_mm, b.leaf_positions_mm)
+        np.testing.assert_allclose(a.cumulative_weight, b.cumulative_weight, rtol=0, atol=1e-12)
 
 
 def test_goal_file_errors_come_before_any_dose(tmp_path):

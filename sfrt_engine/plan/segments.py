@@ -39,13 +39,17 @@ __all__ = ["beams_to_deliveries"]
 _ARC_NAME = re.compile(r"^(?P<arc>.+)_cp\d+_g[-0-9.e+]+$")
 
 
-def _leaves(seg: Segment, model: MlcModel, where: str) -> np.ndarray:
+def _leaves(seg: Segment, model: MlcModel, where: str, narrow_openings: str = "error") -> np.ndarray:
     p = np.array(seg.positions_mm, dtype=float)
     is_open = p[:, 1] > p[:, 0]
     half = 0.5 * model.dosimetric_leaf_gap_mm
-    if np.any(p[is_open, 1] - p[is_open, 0] <= 2 * half):
-        raise PlanError(f"{where}: a segment opens a leaf pair narrower than the dosimetric leaf gap "
-                        f"({model.dosimetric_leaf_gap_mm:g} mm); use larger beamlets")
+    narrow = is_open & (p[:, 1] - p[:, 0] <= 2 * half)
+    if np.any(narrow):
+        if narrow_openings != "close":
+            raise PlanError(f"{where}: a segment opens a leaf pair narrower than the dosimetric leaf gap "
+                            f"({model.dosimetric_leaf_gap_mm:g} mm); use larger beamlets")
+        p[narrow] = 0.5 * (p[narrow, :1] + p[narrow, 1:])  # closed at the opening's centre
+        is_open &= ~narrow
     p[is_open, 0] += half
     p[is_open, 1] -= half
     limit = model.travel_limit_mm
@@ -80,12 +84,12 @@ def _station_segments(beam: Beam, model: MlcModel, passes: int) -> list[Segment]
 
 
 def _delivery(name: str, number: int, stations: list[Beam], direction: str, model: MlcModel,
-              transmission_passes: int) -> BeamDelivery:
+              transmission_passes: int, narrow_openings: str) -> BeamDelivery:
     gantry, cum, jaw_u, jaw_v, leaves = [], [], [], [], []
     total = 0.0
     for beam in stations:
         for seg in _station_segments(beam, model, transmission_passes):
-            p = _leaves(seg, model, f"beam {beam.name!r}")
+            p = _leaves(seg, model, f"beam {beam.name!r}", narrow_openings)
             for c in (total, total + seg.mu):
                 gantry.append(beam.gantry_deg)
                 cum.append(c)
@@ -140,7 +144,7 @@ def _direction(stations: list[Beam]) -> str:
     return "CW" if cw <= ccw else "CC"
 
 
-def beams_to_deliveries(beams, *, transmission_passes: int = 2) -> list[BeamDelivery]:
+def beams_to_deliveries(beams, *, transmission_passes: int = 2, narrow_openings: str = "error") -> list[BeamDelivery]:
     """Control-point records of the engine's photon beams (module docstring).
 
     Parameters
@@ -150,17 +154,25 @@ def beams_to_deliveries(beams, *, transmission_passes: int = 2) -> list[BeamDeli
     transmission_passes : int
         Times the leaf transmission of the segments is subtracted from the fluence and the
         map sequenced again (0: none; each pass leaves a residual of order ``t`` times the last).
+    narrow_openings : {"error", "close"}
+        What to do with a sequenced opening no wider than the MLC's dosimetric leaf gap, which
+        leaf tips cannot give (the reader widens every open pair by the gap): "error" raises
+        PlanError; "close" closes the pair at the opening's centre (its fluence is lost: less than
+        the gap times the leaf width per segment), for callers that compute the dose of the
+        returned control points, as :mod:`sfrt_engine.components` does.
 
     Returns
     -------
     list of BeamDelivery
         Numbered from 1 in order.
     """
+    if narrow_openings not in ("error", "close"):
+        raise PlanError(f"narrow_openings={narrow_openings!r}: expected 'error' or 'close'")
     out = []
     for number, (name, items, kind) in enumerate(_groups(beams), start=1):
         if kind == "DELIVERY":
             out.append(replace(items[0], number=number))
             continue
         model = mlc_model(items[0].machine)
-        out.append(_delivery(name, number, items, kind, model, transmission_passes))
+        out.append(_delivery(name, number, items, kind, model, transmission_passes, narrow_openings))
     return out

@@ -119,3 +119,21 @@ def test_segment_operator_is_the_beamlet_operator_composed_with_the_segments(cas
     assert [x.size for x in op.split(s)] == [f.columns.shape[1] for f in parts]
     with pytest.raises(PlanError, match="free weights"):
         SegmentOperator(base, parts[:-1])
+
+
+def test_an_opening_narrower_than_the_leaf_gap_is_an_error_or_closed():
+    """A one-beamlet opening of 1 mm (the 1.25 mm beamlets of a 2.5 mm arc give such) cannot be given by leaf tips
+    widened by the machine's 1.5 mm dosimetric leaf gap."""
+    w = np.zeros((2, 6))
+    w[0, 1:5] = 10.0  # leaf pair over v in [-5, 0) mm: 4 mm open
+    w[1, 3] = 10.0  # leaf pair over v in [0, 5) mm: 1 mm open
+    beam = se.plan.Beam(MACHINE, (0.0, 0.0, 0.0), 0.0, w, (1.0, 5.0), (-2.5, -2.5))
+    with pytest.raises(PlanError, match="narrower than the dosimetric leaf gap"):
+        beams_to_deliveries([beam])
+    (d,) = beams_to_deliveries([beam], narrow_openings="close")
+    lp = d.leaf_positions_mm
+    pair = int(np.searchsorted(d.leaf_boundaries_mm, 2.5, side="right")) - 1  # the pair over v in [0, 5) mm
+    assert np.all(lp[:, pair, 0] == lp[:, pair, 1])  # closed in every control point
+    assert np.all(lp[:, pair - 1, 1] - lp[:, pair - 1, 0] == pytest.approx(4.0 - 1.5))  # the other one opens
+    with pytest.raises(PlanError, match="narrow_openings"):
+        beams_to_deliveries([beam], narrow_openings="widen")
