@@ -152,3 +152,31 @@ def test_plans_outside_the_protocol_name_the_plan_and_the_option(case, tmp_path)
                                   boost_mode="separate", backend="cpp", crt_plan=str(rp_crt), boost_plan=str(weak))
     with pytest.raises(se.PlanError, match="8 to 15 Gy.*RP_weak.dcm.*--vertex-dose"):
         run_comparison(prepare_dicom_case(folder, "GTV"), settings)
+
+
+def test_imported_photon_plans_are_exported_as_read(case, tmp_path):
+    """`sfrt compare --crt-plan --boost-plan --export-dicom` on photon plans writes the plans' own control points
+    (no second sequencing), with the metersets of the arms' sessions."""
+    from sfrt_engine.io.rtplan_read import read_rtplan
+    from sfrt_engine.io.rtplan_write import write_rtplan
+
+    patient = prepare_dicom_case(case[0], "GTV")
+    machine = se.load_machine("photon_6mv")
+    crt = se.plan.conformal_beams(patient, "PTV", machine, gantry_deg=(0.0, 120.0, 240.0), weight_mu=60.0)
+    boost = se.plan.conformal_beams(patient, "VERTICES", machine, gantry_deg=(60.0, 180.0, 300.0), weight_mu=600.0,
+                                    beamlet_mm=2.5, margin_mm=0.0)
+    rp_crt = write_rtplan(tmp_path / "RP_crt.dcm", crt, patient, plan_label="CRT", fractions=15)
+    rp_boost = write_rtplan(tmp_path / "RP_boost.dcm", boost, patient, plan_label="BOOST", fractions=3)
+    settings = ComparisonSettings(crt_fractions=None, vertex_sessions=None, vertex_dose_gy=None,
+                                  boost_mode="separate", avoid=(), backend="cpp", crt_plan=str(rp_crt),
+                                  boost_plan=str(rp_boost))
+    result = run_comparison(patient, settings)
+    se.io.export_comparison(tmp_path / "out", result, export_ct=False)
+    for source, written in ((rp_crt, "RTPLAN_CRT.dcm"), (rp_boost, "RTPLAN_BOOST.dcm")):
+        a, b = read_rtplan(source, patient), read_rtplan(tmp_path / "out" / written, patient)
+        assert len(a.deliveries) == len(b.deliveries) and b.fractions_planned == a.fractions_planned
+        for x, y in zip(a.deliveries, b.deliveries):
+            np.testing.assert_array_equal(x.leaf_positions_mm, y.leaf_positions_mm)
+            np.testing.assert_array_equal(x.jaw_u_mm, y.jaw_u_mm)
+            np.testing.assert_array_equal(x.cumulative_weight, y.cumulative_weight)
+            assert y.meterset_mu == pytest.approx(x.meterset_mu, rel=1e-6)
