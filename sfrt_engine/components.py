@@ -248,7 +248,9 @@ def _deliverable(beams, patient: Patient, found, backend: str, record):
     if found is not None:
         objectives, iterations = found
         deliveries, seg_record = _segment_weights(deliveries, patient, objectives, backend, iterations)
-        record = dict(record, segment_stage=seg_record, final_objective=seg_record["final_objective"])
+        # the final objective and the goals met are those of the deliverable; the fluence plan's stay in fluence_stage
+        record = dict(record, fluence_stage=record.get("fluence_stage", dict(record)), segment_stage=seg_record, final_objective=seg_record["final_objective"],
+                      goals=seg_record["goals"])
     out = []
     for d in deliveries:
         made = delivery_to_beams(d)

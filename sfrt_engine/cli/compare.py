@@ -57,6 +57,11 @@ def print_optimisation(report: dict, out=None) -> None:
         print(f"{name} optimisation: {o['iterations']} iterations, {o['seconds']:.1f} s ({o['backend']}, "
               f"{o['operator_mode']}), objective {o['initial_objective']:.4g} -> {o['final_objective']:.4g} "
               f"({o['stop_reason'].lower()})", file=out)
+        seg = o.get("segment_stage")
+        if seg:
+            print(f"  deliverable: {seg['segments_kept']} MLC segments, weights re-optimised in {seg['iterations']} "
+                  f"iterations, {seg['seconds']:.1f} s, objective {seg['initial_objective']:.4g} (as sequenced) -> "
+                  f"{seg['final_objective']:.4g}", file=out)
         unmet = [g for g in o["goals"] if g["met"] is False]
         if unmet:
             print("  goals not met: " + "; ".join(f"{g['goal']} (short by {g['shortfall']:.3g})" for g in unmet),
